@@ -184,7 +184,7 @@ class VideoViT(nn.Module):
             self.register_buffer("pos_embed", table_for_grid(embed_dim, self.grid,
                                                              self.pos_source_grid), persistent=False)
         self._tables: dict[tuple, torch.Tensor] = {}
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # meta-safe linspace
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, init_values, rates[i], attn_drop_rate)
             for i in range(depth)])

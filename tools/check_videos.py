@@ -1,0 +1,40 @@
+"""Probe every video of an annotation (or every video file under a folder) and write manifest.json.
+
+    python tools/check_videos.py ANNOTATION_OR_DIR [--layout ssv2] [--root VIDEOS] [--backend auto]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
+
+from videopeft.data.datasets import LAYOUTS, check_videos  # noqa: E402
+from videopeft.data.decoders import BACKENDS  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", help="annotation file, annotation folder, or a folder of videos")
+    parser.add_argument("--layout", choices=LAYOUTS, default="",
+                        help="annotation layout (default: guessed from the file name; a folder "
+                             "without --layout is scanned for video files)")
+    parser.add_argument("--root", default="", help="folder the annotation's paths are relative to")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument("--hmdb-split", type=int, default=1, choices=(1, 2, 3))
+    parser.add_argument("--full", action="store_true", help="decode every frame, not 3 per video")
+    parser.add_argument("--out", default="manifest.json", help="where to write the manifest")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    result = check_videos(args.target, layout=args.layout, root=args.root, backend=args.backend,
+                          hmdb_split=args.hmdb_split, full=args.full, manifest_path=args.out,
+                          progress=not args.no_progress)
+    read = ", ".join(f"{name} {count}" for name, count in sorted(result.backends.items()))
+    print(f"checked {result.checked} videos: {result.failed} failed, "
+          f"{result.checked - result.failed} readable ({read or 'none'})")
+    print(f"manifest: {result.manifest_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Frame-accurate video decoding behind one interface: decord, PyAV and (if installed) torchcodec.
+
+`decode(path, indices)` returns exactly the requested frames, in the requested order, repeats
+allowed, as a `uint8` tensor `(T, H, W, C)`. With `backend="auto"` the backends are tried in the
+order of `AUTO_ORDER` (decord, pyav, torchcodec) and the next one takes over *per file* when one
+fails to open or decode it; a file that no backend can read raises `DecodeError`, whose message
+names the file and each backend's error.
+
+Traps handled here:
+* PyAV reports 0 frames for WebM (no `nb_frames` in the container): frames are counted by
+  demuxing the video packets instead.
+* Readers are created on demand by `open_video`, never stored on a dataset, so nothing holding a
+  native handle is pickled or shared across a DataLoader fork.
+* decord grows memory when it seeks around long videos: it is asked for unique, sorted indices in
+  chunks of `_DECORD_CHUNK` frames, the result is reordered afterwards, and the reader is dropped
+  as soon as the file is done.
+* PyAV containers are only ever opened in a `with` block, so they are always closed. PyAV
+  decodes from the start up to the last wanted frame (no seeking, so it is exact for any codec);
+  that suits clips of seconds, and decord, which seeks, comes first for longer videos.
+* decord 0.6 cannot read some tiny frame widths (16, 24, 48 and 72 px: "DECORDArrayCopyFromTo:
+  The size must exactly match") and one-frame WebM files ("broken metadata"); `auto` hands those
+  files to PyAV.
+* decord loads its bundled FFmpeg and libvpx globally; PyAV is imported first so that PyAV keeps
+  its own (otherwise VP9 encoding with PyAV fails in the same process).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import os
+import re
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+try:  # PyAV before decord: decord loads its bundled FFmpeg and libvpx with RTLD_GLOBAL, and when
+    import av  # noqa: F401  # they are loaded first they shadow PyAV's, breaking VP9 encoding
+except ImportError:
+    pass
+
+__all__ = ["DecodeError", "Video", "open_video", "decode", "count_frames", "available_backends",
+           "AUTO_ORDER", "BACKENDS"]
+
+_log = logging.getLogger(__name__)
+
+AUTO_ORDER: tuple[str, ...] = ("decord", "pyav", "torchcodec")  # the order "auto" tries
+BACKENDS: tuple[str, ...] = AUTO_ORDER + ("auto",)
+_MODULES = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec.decoders"}
+_DECORD_CHUNK = 32  # frames per decord get_batch call (bounds its memory on long videos)
+_MAX_ERROR_CHARS = 240
+_DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")  # "[16:20:20] src/video/x.cc:151: "
+
+
+class DecodeError(RuntimeError):
+    """No backend could return the requested frames of a file; names the file and each error."""
+
+    def __init__(self, path: str, errors: dict[str, str]) -> None:
+        self.path = str(path)
+        self.errors = dict(errors)
+        super().__init__(f"{self.path}: cannot decode ({self.detail or 'no backend tried'})")
+
+    @property
+    def detail(self) -> str:
+        """Each backend's error, `name: error; name: error` (the manifest's error field)."""
+        return "; ".join(f"{name}: {msg}" for name, msg in self.errors.items())
+
+    @property
+    def backends(self) -> str:
+        """The backends that were tried, comma separated (for the manifest)."""
+        return ",".join(self.errors)
+
+    def __reduce__(self) -> tuple:  # keeps the two-argument constructor picklable
+        return (type(self), (self.path, self.errors))
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+@functools.cache
+def _module(backend: str) -> Any | None:
+    """Import a backend's module once; None when it is not installed."""
+    try:
+        return importlib.import_module(_MODULES[backend])
+    except ImportError:
+        return None
+
+
+def available_backends() -> list[str]:
+    """The installed backends, in the order `auto` tries them."""
+    return [name for name in AUTO_ORDER if _module(name) is not None]
+
+
+class _Reader(Protocol):
+    num_frames: int
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        """Frames for unique, sorted, in-range `indices` as uint8 (T, H, W, C)."""
+
+    def close(self) -> None:
+        """Release native handles."""
+
+
+class _DecordReader:
+    """decord.VideoReader on one CPU thread; frames fetched in sorted chunks."""
+
+    def __init__(self, path: str) -> None:
+        decord = _module("decord")
+        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        self.num_frames = len(self._vr)
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        chunks = [_as_numpy(self._vr.get_batch(indices[i:i + _DECORD_CHUNK]))
+                  for i in range(0, len(indices), _DECORD_CHUNK)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+    def close(self) -> None:
+        self._vr = None
+
+
+def _as_numpy(batch: Any) -> np.ndarray:
+    """decord returns its own NDArray, or a torch tensor if someone set the torch bridge."""
+    return batch.numpy() if isinstance(batch, torch.Tensor) else batch.asnumpy()
+
+
+class _PyAVReader:
+    """PyAV: counts frames at open (demuxing when the header has no count), decodes in order."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        av = _module("pyav")
+        with av.open(path) as container:
+            stream = _video_stream(container)
+            count = stream.frames
+            if count <= 0:  # WebM/Matroska store no frame count: count the video packets
+                count = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        self.num_frames = count
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        av = _module("pyav")
+        wanted, last = set(indices), indices[-1]
+        frames: list[np.ndarray] = []
+        decoded = 0
+        with av.open(self._path) as container:
+            stream = _video_stream(container)
+            for i, frame in enumerate(container.decode(stream)):
+                decoded = i + 1
+                if i in wanted:  # convert only the frames asked for (to_ndarray is the slow part)
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                if i >= last:
+                    break
+        if len(frames) != len(indices):
+            raise IndexError(f"frame {last} requested but only {decoded} frames could be decoded")
+        return np.stack(frames)
+
+    def close(self) -> None:
+        pass  # containers are opened and closed inside each call
+
+
+def _video_stream(container: Any) -> Any:
+    if not container.streams.video:
+        raise ValueError("no video stream in the file")
+    return container.streams.video[0]
+
+
+class _TorchCodecReader:
+    """torchcodec.decoders.VideoDecoder in exact seek mode (used only when it is installed)."""
+
+    def __init__(self, path: str) -> None:
+        decoders = _module("torchcodec")
+        self._dec = decoders.VideoDecoder(path, seek_mode="exact", dimension_order="NHWC",
+                                          num_ffmpeg_threads=1)
+        self.num_frames = len(self._dec)
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        return self._dec.get_frames_at(indices=indices).data.numpy()
+
+    def close(self) -> None:
+        self._dec = None
+
+
+_OPENERS: dict[str, Callable[[str], _Reader]] = {
+    "decord": _DecordReader, "pyav": _PyAVReader, "torchcodec": _TorchCodecReader}
+
+
+# ----------------------------------------------------------------------------- public interface
+
+
+def _candidates(backend: str) -> list[str]:
+    """The backends to try for `backend`, validated."""
+    if backend == "auto":
+        names = available_backends()
+        if not names:
+            raise ValueError(f"no video backend installed (tried imports for {list(AUTO_ORDER)})")
+        return names
+    if backend not in AUTO_ORDER:
+        raise ValueError(f"unknown video backend {backend!r}: expected one of {list(BACKENDS)}")
+    if _module(backend) is None:
+        raise ValueError(f"video backend {backend!r} is not installed "
+                         f"(installed: {available_backends()})")
+    return [backend]
+
+
+def _one_line(err: BaseException) -> str:
+    """A backend error as one short line (decord errors carry multi-line C++ traces)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    first = _DECORD_PREFIX.sub("", lines[0]) if lines else ""
+    text = f"{type(err).__name__}: {first}".rstrip(": ")
+    return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS - 3] + "..."
+
+
+def _check_indices(indices: Iterable[Any]) -> list[int]:
+    """Indices as a list of python ints; integers only, at least one."""
+    if isinstance(indices, torch.Tensor):
+        if indices.is_floating_point():
+            raise ValueError(f"frame indices must be integers, got a {indices.dtype} tensor")
+        out = indices.reshape(-1).tolist()
+    elif isinstance(indices, np.ndarray):
+        if not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"frame indices must be integers, got a {indices.dtype} array")
+        out = indices.reshape(-1).tolist()
+    else:
+        out = list(indices)
+        bad = [i for i in out if isinstance(i, bool) or not isinstance(i, (int, np.integer))]
+        if bad:
+            raise ValueError(f"frame indices must be integers, got {bad[0]!r}")
+        out = [int(i) for i in out]
+    if not out:
+        raise ValueError("no frame indices requested")
+    return out
+
+
+class Video:
+    """An opened video: frame count and exact frames, with per-file fallback across backends.
+
+    Open once and call `get` as often as needed (eval takes all its views from one decode).
+    `backend` names the backend in use; `errors` holds what the backends before it reported.
+    """
+
+    def __init__(self, path: str | os.PathLike, backend: str = "auto") -> None:
+        self.path = os.fspath(path)
+        self.errors: dict[str, str] = {}
+        self.backend = ""
+        self._todo = _candidates(backend)
+        self._reader: _Reader | None = None
+        self._next_backend()
+
+    def _next_backend(self) -> None:
+        """Open the file with the next backend that can; DecodeError when none is left."""
+        while self._todo:
+            name = self._todo.pop(0)
+            try:
+                self._reader = _OPENERS[name](self.path)
+            except Exception as err:  # any backend failure means: try the next backend
+                self.errors[name] = _one_line(err)
+                _log.debug("%s: %s cannot open it (%s)", self.path, name, self.errors[name])
+                continue
+            if self._reader.num_frames < 1:
+                self.errors[name] = "no video frames"
+                self._reader = None
+                continue
+            self.backend = name
+            return
+        self.backend, self._reader = "", None
+        raise DecodeError(self.path, self.errors)
+
+    @property
+    def num_frames(self) -> int:
+        """Frame count reported by the backend in use."""
+        if self._reader is None:
+            raise DecodeError(self.path, self.errors)
+        return self._reader.num_frames
+
+    def get(self, indices: Sequence[int] | torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Exactly the frames at `indices` (in order, repeats allowed) as uint8 (T, H, W, C)."""
+        wanted = _check_indices(indices)
+        unique = sorted(set(wanted))
+        while True:
+            if self._reader is None:
+                raise DecodeError(self.path, self.errors)
+            try:
+                n = self._reader.num_frames
+                if unique[0] < 0 or unique[-1] >= n:
+                    bad = unique[0] if unique[0] < 0 else unique[-1]
+                    raise IndexError(f"frame index {bad} out of range for {n} frames")
+                frames = self._reader.read(unique)
+                break
+            except Exception as err:  # any backend failure means: try the next backend
+                self.errors[self.backend] = _one_line(err)
+                _log.debug("%s: %s failed (%s)", self.path, self.backend, self.errors[self.backend])
+                self._reader.close()
+                self._next_backend()
+        position = {frame: row for row, frame in enumerate(unique)}
+        order = [position[i] for i in wanted]
+        return torch.from_numpy(np.ascontiguousarray(frames[order]))
+
+    def close(self) -> None:
+        """Release the backend's handles (safe to call twice)."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def __enter__(self) -> "Video":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
+    """Open a video with `backend` ("auto" = first of decord, pyav, torchcodec that works)."""
+    return Video(path, backend)
+
+
+def decode(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor | np.ndarray,
+           backend: str = "auto") -> torch.Tensor:
+    """Frames at exactly `indices` (in order, repeats allowed) as uint8 (T, H, W, C)."""
+    with open_video(path, backend) as video:
+        return video.get(indices)
+
+
+def count_frames(path: str | os.PathLike, backend: str = "auto") -> int:
+    """Number of frames in the video, as the first backend that can open it reports."""
+    with open_video(path, backend) as video:
+        return video.num_frames

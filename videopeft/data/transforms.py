@@ -1,0 +1,263 @@
+"""Clip transforms: uint8 frames `(T, H, W, C)` in, normalised float clips `(C, T, H, W)` out.
+
+Training augmentation is *clip-consistent*: every random choice (crop box, flip, RandAugment ops
+and magnitudes, erased region) is drawn once per clip and applied to every frame, so augmentation
+never invents motion. Order (as VideoMAE): RandAugment on the decoded frames, random resized (or
+multi-scale) crop to `img_size`, horizontal flip, normalisation (once), random erasing.
+
+Evaluation resizes the short side to `short_side`, normalises once, then cuts 1 centre crop or 3
+crops along the long side at offsets `int(i*(long - size)/2)`, i = 0, 1, 2 -> `(S, C, T, H, W)`.
+
+Resizing and cropping run on whole clips with `torch.nn.functional.interpolate` (frames batched),
+on uint8 in channels-last layout (PyTorch's fast path; the crop is converted to float only after
+it is resized); only RandAugment goes through PIL, frame by frame.
+
+Randomness comes from torch's global generator (crop, flip; or an explicit `generator`), and from
+python's `random` and numpy's global generator (timm's RandAugment and RandomErasing). DataLoader
+seeds all three differently in each worker.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from videopeft.config import DataConfig
+
+__all__ = ["ClipRandAugment", "TrainTransform", "EvalTransform", "build_train_transform",
+           "build_eval_transform", "random_resized_crop_box", "multi_scale_crop_box",
+           "resize_short_side", "to_normalized_clip", "spatial_crop_offsets"]
+
+Box = tuple[int, int, int, int]  # top, left, height, width
+_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+_MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
+
+
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+def _randint(high: int, generator: torch.Generator | None) -> int:
+    """An integer in [0, high] (inclusive)."""
+    return int(torch.randint(high + 1, (1,), generator=generator))
+
+
+def random_resized_crop_box(height: int, width: int, scale: tuple[float, float],
+                            ratio: tuple[float, float] = _RATIO,
+                            generator: torch.Generator | None = None) -> Box:
+    """A crop box of random area fraction in `scale` and aspect in `ratio` (torchvision's rule)."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * _uniform(scale[0], scale[1], generator)
+        aspect = math.exp(_uniform(log_ratio[0], log_ratio[1], generator))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return _randint(height - h, generator), _randint(width - w, generator), h, w
+    in_ratio = width / height  # fallback: the largest centre crop within the ratio range
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        h, w = height, int(round(height * ratio[1]))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def multi_scale_crop_box(height: int, width: int, scales: tuple[float, ...] = _MULTI_SCALES,
+                         max_distort: int = 1,
+                         generator: torch.Generator | None = None) -> Box:
+    """TSN multi-scale crop: sides from `scales` x short side (at most `max_distort` apart)."""
+    base = min(height, width)
+    sizes = [int(base * s) for s in scales]
+    pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes)
+             if abs(i - j) <= max_distort]
+    h, w = pairs[_randint(len(pairs) - 1, generator)]
+    return _randint(height - h, generator), _randint(width - w, generator), h, w
+
+
+def _resize(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, antialiased resize of (T, C, H, W); uint8 in channels-last layout (a permuted
+    (T, H, W, C) tensor) takes PyTorch's fast uint8 path, about 10x faster than float."""
+    if tuple(clip.shape[-2:]) == tuple(size):
+        return clip
+    return F.interpolate(clip, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (T, C, H, W) so the shorter side is `size`, aspect kept (VideoMAE's rounding)."""
+    h, w = clip.shape[-2:]
+    if h <= w:
+        return _resize(clip, (size, int(size * w / h)))
+    return _resize(clip, (int(size * h / w), size))
+
+
+def to_normalized_clip(frames: torch.Tensor, mean: tuple[float, ...],
+                       std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (T, C, H, W) -> contiguous float (C, T, H, W), (x/255 - mean)/std: the one
+    normalisation of the pipeline, as one multiply-add."""
+    clip = rearrange(frames, "t c h w -> c t h w").to(torch.float32,
+                                                       memory_format=torch.contiguous_format)
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(-1, 1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(-1, 1, 1, 1)
+    return clip.mul_(scale).sub_(shift)
+
+
+def spatial_crop_offsets(height: int, width: int, size: int, views: int) -> list[tuple[int, int]]:
+    """(top, left) of the eval crops: centre for 1 view; 3 along the long side for 3 views."""
+    if views not in (1, 3):
+        raise ValueError(f"views_spatial must be 1 or 3, got {views}")
+    if min(height, width) < size:
+        raise ValueError(f"frames of {height}x{width} are smaller than the {size}px crop")
+    if views == 1:
+        return [((height - size) // 2, (width - size) // 2)]
+    if height > width:
+        return [(int(i * (height - size) / 2), (width - size) // 2) for i in range(3)]
+    return [((height - size) // 2, int(i * (width - size) / 2)) for i in range(3)]
+
+
+def _check_frames(frames: torch.Tensor) -> None:
+    if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} "
+                         f"{tuple(frames.shape)}")
+
+
+class ClipRandAugment:
+    """timm RandAugment with the same ops and magnitudes on every frame of a clip.
+
+    timm draws its ops from numpy's global generator and magnitudes from python's `random`; both
+    states are saved before the first frame and restored before each later one, so each frame
+    replays the same draw, and afterwards the generators stand where one call would leave them.
+    """
+
+    def __init__(self, config_str: str, img_size: int, mean: tuple[float, ...]) -> None:
+        from timm.data.auto_augment import rand_augment_transform
+
+        hparams = {"translate_const": int(img_size * 0.45),
+                   "img_mean": tuple(min(255, round(255 * m)) for m in mean)}
+        self.ops = rand_augment_transform(config_str, hparams)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        from PIL import Image
+
+        py_state, np_state = random.getstate(), np.random.get_state()
+        out = []
+        for frame in frames.numpy():
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            out.append(np.asarray(self.ops(Image.fromarray(frame))))
+        return torch.from_numpy(np.stack(out))
+
+
+class TrainTransform:
+    """Clip-consistent train augmentation: uint8 (T, H, W, C) -> float (C, T, img, img)."""
+
+    def __init__(self, img_size: int, *, scale: tuple[float, float] = (0.08, 1.0),
+                 crop: str = "random_resized", flip: bool = False, rand_augment: str = "",
+                 random_erasing: float = 0.0, mean: tuple[float, ...] = (0.485, 0.456, 0.406),
+                 std: tuple[float, ...] = (0.229, 0.224, 0.225),
+                 generator: torch.Generator | None = None) -> None:
+        if crop not in ("random_resized", "multi_scale"):
+            raise ValueError(f"crop must be 'random_resized' or 'multi_scale', got {crop!r}")
+        if not 0.0 <= random_erasing <= 1.0:
+            raise ValueError(f"random_erasing must be a probability, got {random_erasing}")
+        if not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
+        self.img_size, self.scale, self.crop, self.flip = img_size, tuple(scale), crop, flip
+        self.mean, self.std, self.generator = tuple(mean), tuple(std), generator
+        self.rand_augment = ClipRandAugment(rand_augment, img_size, mean) if rand_augment else None
+        self.erase = None
+        if random_erasing > 0:
+            from timm.data.random_erasing import RandomErasing
+
+            self.erase = RandomErasing(random_erasing, mode="pixel", max_count=1, device="cpu")
+
+    def _box(self, height: int, width: int) -> Box:
+        if self.crop == "multi_scale":
+            return multi_scale_crop_box(height, width, generator=self.generator)
+        return random_resized_crop_box(height, width, self.scale, generator=self.generator)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        _check_frames(frames)
+        if self.rand_augment is not None:
+            frames = self.rand_augment(frames)
+        top, left, h, w = self._box(frames.shape[1], frames.shape[2])
+        crop = rearrange(frames[:, top:top + h, left:left + w], "t h w c -> t c h w")
+        crop = _resize(crop, (self.img_size, self.img_size))
+        if self.flip and float(torch.rand((), generator=self.generator)) < 0.5:
+            crop = crop.flip(-1)
+        clip = to_normalized_clip(crop, self.mean, self.std)
+        if self.erase is not None:  # one region for all frames: erase a (C*T, H, W) view
+            self.erase(clip.view(-1, self.img_size, self.img_size))
+        return clip
+
+
+class EvalTransform:
+    """Short-side resize, one normalisation, then 1 or 3 crops: uint8 (T,H,W,C) -> (S,C,T,H,W).
+
+    `prepare` (resize + normalise) and `views` are separate so a multi-view eval can prepare the
+    union of its temporal views' frames once and cut every view from the result.
+    """
+
+    def __init__(self, img_size: int, *, views_spatial: int = 1, short_side: int = 0,
+                 mean: tuple[float, ...] = (0.485, 0.456, 0.406),
+                 std: tuple[float, ...] = (0.229, 0.224, 0.225)) -> None:
+        short_side = short_side or img_size
+        if views_spatial not in (1, 3):
+            raise ValueError(f"views_spatial must be 1 or 3, got {views_spatial}")
+        if short_side < img_size:
+            raise ValueError(f"short_side={short_side} is smaller than the crop "
+                             f"img_size={img_size}")
+        self.img_size, self.views_spatial, self.short_side = img_size, views_spatial, short_side
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (T, H, W, C) -> resized, normalised float (C, T, H', W')."""
+        _check_frames(frames)
+        clip = resize_short_side(rearrange(frames, "t h w c -> t c h w"), self.short_side)
+        return to_normalized_clip(clip, self.mean, self.std)
+
+    def views(self, clip: torch.Tensor, frame_rows: list[list[int]]) -> torch.Tensor:
+        """Cut every (temporal view, spatial crop) of a prepared clip (C, T', H', W'):
+        `frame_rows[v]` are view v's frame positions in T' -> (V*S, C, T, img, img), view-major.
+        Frames are gathered once per temporal view, crops copied straight into the output."""
+        size = self.img_size
+        offsets = spatial_crop_offsets(clip.shape[-2], clip.shape[-1], size, self.views_spatial)
+        out = clip.new_empty(len(frame_rows) * len(offsets), clip.shape[0], len(frame_rows[0]),
+                             size, size)
+        k = 0
+        for rows in frame_rows:
+            frames = clip[:, rows]
+            for top, left in offsets:
+                out[k].copy_(frames[..., top:top + size, left:left + size])
+                k += 1
+        return out
+
+    def crop(self, clip: torch.Tensor) -> torch.Tensor:
+        """(C, T, H', W') -> (S, C, T, img, img)."""
+        return self.views(clip, [list(range(clip.shape[1]))])
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.crop(self.prepare(frames))
+
+
+def build_train_transform(cfg: DataConfig, *, crop: str = "random_resized",
+                          generator: torch.Generator | None = None
+                          ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The train augmentation a DataConfig asks for (flip only if cfg.flip)."""
+    return TrainTransform(cfg.img_size, scale=cfg.scale, crop=crop, flip=cfg.flip,
+                          rand_augment=cfg.rand_augment, random_erasing=cfg.random_erasing,
+                          mean=cfg.mean, std=cfg.std, generator=generator)
+
+
+def build_eval_transform(cfg: DataConfig, views_spatial: int = 1,
+                         short_side: int = 0) -> EvalTransform:
+    """Eval resize + crops for a DataConfig; short_side 0 means cfg.img_size."""
+    return EvalTransform(cfg.img_size, views_spatial=views_spatial, short_side=short_side,
+                         mean=cfg.mean, std=cfg.std)
