@@ -243,14 +243,18 @@ def _coerce(value: Any, tp: Any) -> Any:
     return value
 
 
-def _build_section(cls: type, values: dict, where: str, lines: dict, errors: list[str]) -> Any:
-    """Build dataclass `cls` from `values`, appending one message per bad key to `errors`."""
+def _build_section(cls: type, values: dict, where: str, lines: dict, errors: list[str],
+                   cli_keys: frozenset = frozenset()) -> Any:
+    """Build dataclass `cls` from `values`, appending one message per bad key to `errors`.
+
+    Keys in `cli_keys` came from a command-line override and are reported as such.
+    """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
         line = lines.get(key)
-        loc = f"{where}:{line}" if line else where
+        loc = "command line" if key in cli_keys else (f"{where}:{line}" if line else where)
         if key not in names:
             near = [n for n in sorted(names) if n.startswith(str(key)[:3])]
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
@@ -319,6 +323,12 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | dict | No
     raw = _read_yaml(src) if src else _LinedDict({}, {})
     where = str(src) if src else "<defaults>"
     extra = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    file_method = raw.get("method")
+    cli_method = extra.get("method")
+    if (isinstance(file_method, dict) and isinstance(cli_method, dict) and "name" in cli_method
+            and cli_method["name"] != file_method.get("name")):
+        # another method from the command line: the file's method keys belong to the old one
+        raw = _LinedDict({k: v for k, v in raw.items() if k != "method"}, getattr(raw, "lines", {}))
     merged = _merge(raw, extra)
     top_lines = getattr(raw, "lines", {})
     errors: list[str] = []
@@ -332,7 +342,9 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | dict | No
                 errors.append(f"{loc}: {key}: expected a mapping, got {value!r}")
                 continue
             lines = getattr(value, "lines", {})
-            kwargs[key] = _build_section(_SECTIONS[key], value, where, lines, errors)
+            cli = extra.get(key) if isinstance(extra.get(key), dict) else {}
+            kwargs[key] = _build_section(_SECTIONS[key], value, where, lines, errors,
+                                         frozenset(cli))
         elif key == "method":
             if not isinstance(value, dict) or "name" not in value:
                 errors.append(f"{loc}: method: expected a mapping with a 'name', got {value!r}")

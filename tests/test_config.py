@@ -1,0 +1,124 @@
+"""Config errors name the file, the line and the key, one line per problem, before any work.
+
+Also: every shipped config under configs/ loads, and a saved config reads back identically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from videopeft.config import ConfigError, RunConfig, load_config, save_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*/*.yaml"))
+
+
+def write(tmp_path: Path, text: str, name: str = "run.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(*args, **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(*args, **kwargs)
+    return str(info.value)
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path):
+    path = write(tmp_path, "data:\n  layout: list\n  num_frame: 8\n")
+    assert error_of(path) == f"{path}:3: data.num_frame: unknown key (did you mean num_frames?)"
+
+
+def test_wrong_type_names_file_line_key_and_expectation(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 3\n  lr: fast\n")
+    assert error_of(path) == f"{path}:3: train.lr: expected float, got 'fast'"
+
+
+def test_missing_config_file(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    assert error_of(missing) == f"{missing}: config file not found"
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = write(tmp_path, "data:\n  layout: list\n  root: [a, b\ntrain: {}\n")
+    msg = error_of(path)
+    assert msg.startswith(f"{path}:4: YAML syntax error") and "\n" not in msg
+
+
+def test_unknown_method_key_names_the_method_and_its_keys(tmp_path):
+    path = write(tmp_path, "method:\n  name: lora\n  rnk: 4\n")
+    msg = error_of(path)
+    assert msg.startswith(f"{path}:3: method.rnk: expected a key of method 'lora'")
+    assert "rank" in msg and "\n" not in msg
+
+
+def test_wrong_method_value_type(tmp_path):
+    path = write(tmp_path, "method:\n  name: lora\n  rank: eight\n")
+    assert error_of(path) == f"{path}:3: method.rank: expected int, got 'eight'"
+
+
+def test_unknown_method_name(tmp_path):
+    path = write(tmp_path, "method:\n  name: lorax\n")
+    assert "method.name: expected one of" in error_of(path)
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = write(tmp_path, "trian:\n  epochs: 3\n")
+    assert error_of(path).startswith(f"{path}:1: trian: unknown key")
+
+
+def test_missing_data_path_is_reported_with_its_line(tmp_path):
+    path = write(tmp_path, f"data:\n  layout: list\n  root: {tmp_path / 'no_videos'}\n")
+    assert error_of(path) == f"{path}:3: data.root: path not found: {tmp_path / 'no_videos'}"
+    load_config(path, check_paths=False)  # the same file without the path check is fine
+
+
+def test_bad_command_line_override_says_command_line(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 3\n")
+    assert error_of(path, ["train.lr=abc"]) == "command line: train.lr: expected float, got 'abc'"
+
+
+def test_every_problem_is_reported_at_once_one_line_each(tmp_path):
+    path = write(tmp_path, "data:\n  num_frame: 8\ntrain:\n  lr: fast\nmethod:\n  name: lora\n"
+                           "  rnk: 4\n")
+    lines = error_of(path).splitlines()
+    assert [ln.split(": ")[0] for ln in lines] == [f"{path}:2", f"{path}:4", f"{path}:7"]
+
+
+def test_overrides_are_applied_and_typed(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 3\n")
+    cfg = load_config(path, ["train.lr=0.5", "data.num_frames=8", "method.name=vpt"])
+    assert (cfg.train.lr, cfg.data.num_frames, cfg.method["name"], cfg.train.epochs) == \
+        (0.5, 8, "vpt", 3)
+
+
+def test_saved_config_reads_back_identically(tmp_path):
+    cfg = load_config(None, {"method": {"name": "lora", "rank": 4}, "train": {"lr": 0.1}})
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml", check_paths=False) == cfg
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_config_loads(path):
+    cfg = load_config(path, check_paths=False)
+    assert isinstance(cfg, RunConfig)
+    first, second = path.read_text().splitlines()[:2]
+    assert first.startswith("# ") and ("recipe" in first.lower() or "pre-training" in first)
+    assert second.startswith("# Run: ") and path.parent.name + "/" + path.name in second
+
+
+def test_every_dataset_has_every_method():
+    names = {(p.parent.name, p.stem) for p in CONFIGS}
+    for dataset in ("ssv2", "hmdb51", "kinetics400", "synthetic"):
+        for method in ("adaptmlp", "vpt", "lora", "linear", "full"):
+            assert (dataset, method) in names
+
+
+def test_a_method_name_on_the_command_line_replaces_the_files_method(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("method:\n  name: lora\n  rank: 4\n")
+    cfg = load_config(path, ["method.name=adaptmlp", "method.bottleneck=8"], check_paths=False)
+    assert cfg.method == {"name": "adaptmlp", "bottleneck": 8}
+    same = load_config(path, ["method.rank=2"], check_paths=False)
+    assert same.method == {"name": "lora", "rank": 2}

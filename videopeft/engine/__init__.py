@@ -1,0 +1,13 @@
+"""The engine: the training recipe, evaluation, distributed setup, checkpoints, metrics, logs.
+
+    from videopeft.engine.train import train          # results = train(cfg) -> results.json dict
+    from videopeft.engine.evaluate import evaluate    # evaluate(cfg, checkpoint="RUN/checkpoints/best.pt")
+    from videopeft.engine.pretrain import pretrain    # pretrain(cfg) -> RUN/checkpoints/pretrain.pth
+
+Modules: train (the loop, `Task`s), pretrain (masked-autoencoder task), evaluate (multi-view
+protocol, results.json), distributed (torchrun env, collectives, resumable sampler), loaders,
+checkpoint (atomic full-state files, resume), metrics (fusion, top-k), logging (JSONL +
+TensorBoard), report (plots, tables), builder (config -> model/precision/output folder),
+frame_study, infer (adapter -> predictions, LoRA merge), cli (one-line errors for tools).
+Submodules are imported on use, so `videopeft.engine.metrics` does not pull in the loop.
+"""

@@ -1,0 +1,184 @@
+"""Turn a RunConfig into runtime pieces shared by training, evaluation and inference.
+
+Output folder, precision context, the backbone + PEFT method, parameter counts and the FLOPs of one
+view live here once, so `train.py` and `evaluate.py` build models the same way.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ContextManager
+
+import torch
+import torch.nn as nn
+
+from videopeft.config import ConfigError, RunConfig
+
+from . import distributed as dist
+
+__all__ = ["Precision", "resolve_precision", "resolve_output_dir", "build_backbone", "build_model",
+           "count_params", "gflops_per_view", "peak_memory_mb", "resolve_num_classes"]
+
+_log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- output folder
+
+def resolve_output_dir(cfg: RunConfig, run_name: str, suffix: str = "") -> Path:
+    """The run folder: `cfg.output_dir`, else ``runs/<run_name><suffix>-<time>`` (same on every rank).
+
+    With ``train.resume: auto`` and no output_dir, the newest existing ``runs/<run_name>-*`` that
+    holds checkpoints is reused, so re-running the same command continues the run.
+    """
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    path = None
+    if dist.is_main():
+        base = Path("runs")
+        if cfg.train.resume == "auto" and not suffix and base.is_dir():
+            previous = sorted((p for p in base.glob(f"{run_name}-*")
+                               if (p / "checkpoints").is_dir() and _same_run(p, cfg)),
+                              key=lambda p: p.stat().st_mtime)
+            if previous:
+                path = previous[-1]
+                _log.info("resume: auto: continuing %s", path)
+        if path is None:
+            path = base / f"{run_name}{suffix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(dist.broadcast_object(str(path) if path else None))
+
+
+def _same_run(folder: Path, cfg: RunConfig) -> bool:
+    """Does `folder/config.yaml` describe the same data, model and method as `cfg`?"""
+    import yaml
+
+    from videopeft.config import config_to_dict
+
+    try:
+        saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    now = config_to_dict(cfg)
+    return all(saved.get(k) == now[k] for k in ("data", "model", "method"))
+
+
+# ----------------------------------------------------------------------------- precision
+
+@dataclass
+class Precision:
+    """How forward passes run: an autocast context (or a no-op) and whether a GradScaler is needed."""
+
+    dtype: torch.dtype | None  # None = full precision
+    device_type: str
+
+    @property
+    def name(self) -> str:
+        return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    @property
+    def use_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+    def autocast(self) -> ContextManager:
+        """`torch.autocast` for the chosen dtype, or a nullcontext: one code path for all precisions."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+
+def resolve_precision(amp: str, device: torch.device) -> Precision:
+    """`train.amp` -> Precision: auto = bf16 on CUDA, off on CPU; fp16 needs CUDA."""
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" else "off"
+    if amp == "fp16" and device.type != "cuda":
+        _log.warning("train.amp=fp16 needs CUDA; running in full precision on %s", device)
+        amp = "off"
+    if amp not in ("off", "bf16", "fp16"):
+        raise ConfigError(f"train.amp: expected auto, bf16, fp16 or off, got {amp!r}")
+    dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return Precision(dtype=dtype, device_type=device.type)
+
+
+# ----------------------------------------------------------------------------- model
+
+def resolve_num_classes(cfg: RunConfig, class_names: list[str]) -> int:
+    """model.num_classes, or the dataset's class count when it is 0; a mismatch is a ConfigError."""
+    n = cfg.model.num_classes or len(class_names)
+    if class_names and n != len(class_names):
+        raise ConfigError(f"model.num_classes: expected {len(class_names)} (the dataset's classes), "
+                          f"got {cfg.model.num_classes}")
+    return n
+
+
+def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = True) -> nn.Module:
+    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged)."""
+    from videopeft import create_model, load_pretrained
+
+    m = cfg.model
+    kwargs: dict[str, Any] = dict(patch_size=m.patch_size, drop_path_rate=m.drop_path_rate,
+                                  use_checkpoint=m.use_checkpoint)
+    kwargs.update(m.overrides)
+    model = create_model(m.name, num_classes=num_classes, num_frames=cfg.data.num_frames,
+                         img_size=cfg.data.img_size, tubelet_size=m.tubelet_size, **kwargs)
+    if load_weights and m.pretrained:
+        load_pretrained(model, m.pretrained)
+    return model
+
+
+def build_model(cfg: RunConfig, num_classes: int, *, load_weights: bool = True,
+                method: dict | None = None) -> tuple[nn.Module, Any]:
+    """Backbone + pretrained weights + the PEFT method; returns (model, TrainableReport).
+
+    The method is applied before any DDP wrapping, so DDP only registers the trainable parameters.
+    """
+    from videopeft import peft
+
+    model = build_backbone(cfg, num_classes, load_weights=load_weights)
+    report = peft.apply(model, dict(method if method is not None else cfg.method))
+    return model, report
+
+
+def count_params(model: nn.Module) -> dict[str, int]:
+    """{'total': every parameter, 'trainable': those with requires_grad} (shared tensors once)."""
+    seen: dict[int, nn.Parameter] = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in seen.values())
+    trainable = sum(p.numel() for p in seen.values() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
+@torch.no_grad()
+def gflops_per_view(model: nn.Module, num_frames: int, img_size: int, device: torch.device,
+                    forward: Any = None) -> float:
+    """FLOPs of one forward pass on one view (1, 3, T, H, W), in GFLOPs (MACs = FLOPs / 2).
+
+    Counted by `torch.utils.flop_counter.FlopCounterMode` (matmuls, convolutions, attention).
+    `forward(model, x)` replaces `model(x)` for models with another call signature.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, num_frames, img_size, img_size, device=device)
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            forward(model, x) if forward else model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / 1e9
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA max_memory_allocated on GPU, the process's peak RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_name_of(config_path: str | os.PathLike | None) -> str:
+    """The config file's stem ("adaptmlp" for configs/ssv2/adaptmlp.yaml; "run" without a file)."""
+    return Path(config_path).stem if config_path else "run"

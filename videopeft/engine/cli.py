@@ -1,0 +1,60 @@
+"""What every command-line tool shares: one-line errors and the main-rank check for printing.
+
+A tool's `main(argv)` parses arguments, loads the config, calls one engine function and prints
+where the results went. `run_main(main)` turns the expected user errors (bad config, checkpoint,
+adapter or video) into ONE line ``error: ...`` on stderr and exit status 2, without a traceback;
+anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+__all__ = ["USER_ERRORS", "run_main", "is_main_process", "split_key"]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from videopeft.config import ConfigError
+    from videopeft.data import DecodeError
+    from videopeft.models.checkpoints import CheckpointError
+    from videopeft.peft import AdapterError
+    return (ConfigError, CheckpointError, AdapterError, DecodeError)
+
+
+USER_ERRORS = _user_errors()
+
+
+def is_main_process() -> bool:
+    """True unless torchrun started this process with a RANK other than 0."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def split_key(items: Sequence[str], key: str) -> tuple[str | None, list[str]]:
+    """Take ``key=VALUE`` out of `items` (e.g. checkpoint=PATH among config overrides)."""
+    value, rest = None, []
+    for item in items:
+        if item.startswith(key + "="):
+            value = item.split("=", 1)[1]
+        else:
+            rest.append(item)
+    return value, rest
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Call `main`, exit with its status; user errors become one line on stderr and status 2."""
+    from .logging import setup_console_logging
+
+    setup_console_logging(is_main_process())
+    try:
+        status = main(argv)
+    except USER_ERRORS as err:
+        lines = [ln for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
+        print(f"error: {lines[0]}", file=sys.stderr)
+        for line in lines[1:]:  # a config with several problems: one line each
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)

@@ -1,0 +1,328 @@
+"""Multi-view evaluation: each video decoded once, all its views batched, fused by an explicit rule.
+
+Protocol (REFERENCE §7): every video yields ``views_temporal x views_spatial`` clips cut from ONE
+decode (`videopeft.data.EvalVideoDataset`); the views go through the model together; per-view
+logits are kept (clip-level accuracy) and fused per video (`eval.fusion`: softmax_mean, logit_mean
+or max; see `metrics.fuse_views`) for video-level accuracy.
+
+A video that cannot be decoded is recorded in the manifest, counted in ``num_failed`` and left out
+of every score. It is never replaced by another video.
+
+Distributed: rank r scores videos r, r + world, ... (no padding, no duplicates); per-video logits are
+gathered and re-ordered by video index, so any world size gives the one-process numbers.
+
+Outputs (main rank, in the run folder): ``results.json`` (DESIGN.md schema), ``predictions.csv``
+(one row per video), ``plots/confusion_matrix.png`` and ``manifest.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from videopeft.config import ConfigError, RunConfig, save_config
+
+from . import distributed as dist
+from . import metrics as M
+from .builder import (Precision, build_model, count_params, gflops_per_view, resolve_num_classes,
+                      resolve_output_dir, resolve_precision)
+from .checkpoint import atomic_write_text, load_checkpoint, load_model_state
+from .loaders import build_eval_loader
+from .report import plot_confusion_matrix
+
+__all__ = ["ViewScores", "predict", "gather_scores", "score", "evaluate", "evaluate_model",
+           "results_record", "load_for_eval", "RESULT_KEYS"]
+
+_log = logging.getLogger(__name__)
+
+# results.json keys, in order (DESIGN.md)
+RESULT_KEYS = ("dataset", "split", "num_videos", "num_failed", "views", "fusion", "clip_top1",
+               "clip_top5", "video_top1", "video_top5", "per_class_top1", "params",
+               "gflops_per_view", "method", "num_frames")
+
+
+@dataclass
+class ViewScores:
+    """Per-video outputs of an evaluation pass, ordered by video index.
+
+    index, label: (N,) long; ok: (N,) bool, False = the video could not be decoded;
+    logits: (N, V, K) float32, zeros for failed videos.
+    """
+
+    index: torch.Tensor
+    label: torch.Tensor
+    ok: torch.Tensor
+    logits: torch.Tensor
+
+    @staticmethod
+    def empty(num_views: int, num_classes: int) -> "ViewScores":
+        return ViewScores(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
+                          torch.zeros(0, dtype=torch.bool), torch.zeros(0, num_views, num_classes))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Any, device: torch.device, precision: Precision, *,
+            num_views: int, num_classes: int, progress: bool = False) -> ViewScores:
+    """Run this rank's videos through `model`: batches (B, V, C, T, H, W) -> logits (B, V, K)."""
+    was_training = model.training
+    model.eval()
+    parts: list[ViewScores] = []
+    batches = loader
+    if progress:
+        from tqdm import tqdm
+        batches = tqdm(loader, desc="eval", leave=False, dynamic_ncols=True)
+    try:
+        for views, labels, indices, ok in batches:
+            b, v = views.shape[:2]
+            logits = torch.zeros(b, v, num_classes)
+            if ok.any():  # only decodable videos go through the model; failed rows stay zero
+                x = views[ok].to(device, non_blocking=True).flatten(0, 1)
+                with precision.autocast():
+                    out = model(x)
+                logits[ok] = out.float().view(-1, v, num_classes).cpu()
+            parts.append(ViewScores(indices.long(), labels.long(), ok.bool(), logits))
+    finally:
+        model.train(was_training)
+    if not parts:
+        return ViewScores.empty(num_views, num_classes)
+    return ViewScores(*(torch.cat([getattr(p, f) for p in parts])
+                        for f in ("index", "label", "ok", "logits")))
+
+
+def gather_scores(local: ViewScores) -> ViewScores:
+    """Every rank's ViewScores, concatenated and sorted by video index (no duplicates allowed)."""
+    parts = dist.gather_objects(local)
+    merged = ViewScores(*(torch.cat([getattr(p, f) for p in parts])
+                          for f in ("index", "label", "ok", "logits")))
+    order = merged.index.argsort()
+    merged = ViewScores(merged.index[order], merged.label[order], merged.ok[order],
+                        merged.logits[order])
+    if merged.index.unique().numel() != merged.index.numel():
+        raise RuntimeError("distributed evaluation scored a video twice; shards overlap")
+    return merged
+
+
+def score(scores: ViewScores, class_names: list[str], fusion: str) -> dict:
+    """Metrics over the decodable videos; failed ones are counted, not scored."""
+    ok = scores.ok
+    summary = M.summarize(scores.logits[ok], scores.label[ok], class_names, fusion)
+    summary["num_videos"] = int(scores.index.numel())
+    summary["num_failed"] = int((~ok).sum())
+    return summary
+
+
+def evaluate_model(model: nn.Module, dataset: Any, class_names: list[str], *, batch_size: int,
+                   workers: int, device: torch.device, precision: Precision, fusion: str,
+                   progress: bool = False) -> tuple[dict, ViewScores]:
+    """Score `dataset` (an EvalVideoDataset) with `model` on every rank; same result on each."""
+    from videopeft.data import eval_collate
+
+    info = dist.get_dist_info()
+    loader = build_eval_loader(dataset, batch_size=batch_size, workers=workers, rank=info.rank,
+                               world_size=info.world_size, collate_fn=eval_collate,
+                               pin_memory=device.type == "cuda")
+    local = predict(model, loader, device, precision, num_views=dataset.num_views,
+                    num_classes=len(class_names), progress=progress)
+    scores = gather_scores(local)
+    return score(scores, class_names, fusion), scores
+
+
+def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gflops: float,
+                   method: dict | None = None) -> dict:
+    """The results.json object, exactly the DESIGN.md keys and types."""
+    record = {
+        "dataset": cfg.data.layout,
+        "split": cfg.eval.split,
+        "num_videos": int(summary["num_videos"]),
+        "num_failed": int(summary["num_failed"]),
+        "views": {"temporal": int(cfg.eval.views_temporal), "spatial": int(cfg.eval.views_spatial)},
+        "fusion": cfg.eval.fusion,
+        "clip_top1": float(summary["clip_top1"]),
+        "clip_top5": float(summary["clip_top5"]),
+        "video_top1": float(summary["video_top1"]),
+        "video_top5": float(summary["video_top5"]),
+        "per_class_top1": {str(k): float(v) for k, v in summary["per_class_top1"].items()},
+        "params": {"total": int(params["total"]), "trainable": int(params["trainable"])},
+        "gflops_per_view": float(gflops),
+        "method": dict(method if method is not None else cfg.method),
+        "num_frames": int(cfg.data.num_frames),
+    }
+    assert tuple(record) == RESULT_KEYS
+    return record
+
+
+def predictions_csv(scores: ViewScores, summary: dict, dataset: Any,
+                    class_names: list[str]) -> str:
+    """One row per video: index, path, true label, predicted label and its fused score, ok flag."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["index", "path", "label", "label_name", "pred", "pred_name", "score", "ok"])
+    fused = iter(zip(summary["pred"].tolist(), summary["scores"].max(dim=-1).values.tolist()
+                     if len(summary["scores"]) else []))
+    records = getattr(dataset, "records", None)
+    for idx, label, ok in zip(scores.index.tolist(), scores.label.tolist(), scores.ok.tolist()):
+        path = records[idx].path if records is not None else ""
+        if ok:
+            pred, s = next(fused)
+            writer.writerow([idx, path, label, class_names[label], pred, class_names[pred],
+                             f"{s:.6f}", 1])
+        else:
+            writer.writerow([idx, path, label, class_names[label], "", "", "", 0])
+    return buf.getvalue()
+
+
+def write_eval_outputs(out_dir: Path, record: dict, summary: dict, scores: ViewScores,
+                       dataset: Any, class_names: list[str]) -> None:
+    """results.json, predictions.csv and plots/confusion_matrix.png (call on the main rank)."""
+    atomic_write_text(out_dir / "results.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out_dir / "predictions.csv", predictions_csv(scores, summary, dataset,
+                                                                   class_names))
+    title = (f"{record['split']}: video top-1 {record['video_top1']:.1f}% "
+             f"({record['fusion']}, {record['views']['temporal']}x{record['views']['spatial']} views)")
+    plot_confusion_matrix(summary["confusion"], class_names, out_dir / "plots" / "confusion_matrix.png",
+                          title=title)
+
+
+# ----------------------------------------------------------------------------- loading weights
+
+def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: int
+                  ) -> tuple[nn.Module, dict]:
+    """Build the model of `cfg` and put the weights of `checkpoint` in it; returns (model, method).
+
+    `checkpoint` may be:
+      * a training checkpoint (``last.pt`` / ``best.pt``): backbone from `model.pretrained`, the
+        method applied, then its trainable tensors loaded (every one must match);
+      * an adapter file (``.safetensors`` written by `peft.save_adapter`): the method stored in the
+        adapter is applied and the adapter loaded (its backbone fingerprint is checked);
+      * any other weight file `load_pretrained` reads (a merged or fully fine-tuned model):
+        loaded into the plain backbone, no method applied.
+    """
+    from videopeft import load_pretrained, peft
+    from videopeft.models.checkpoints import CheckpointError
+
+    from .builder import build_backbone
+
+    path = Path(checkpoint)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    torch.manual_seed(cfg.seed)  # a randomly initialised backbone is rebuilt as training built it
+    if path.suffix == ".safetensors" and _is_adapter(path):
+        model = build_backbone(cfg, num_classes)
+        meta = peft.load_adapter(model, path)  # applies the file's method, checks the backbone
+        method = dict(meta["method"])
+        if method.get("name") != cfg.method.get("name"):
+            _log.warning("%s: the adapter's method %r is used, not the config's %r", path,
+                         method.get("name"), cfg.method.get("name"))
+        return model, method
+    if _is_train_state(path):
+        state = load_checkpoint(path)
+        model, _ = build_model(cfg, num_classes)
+        load_model_state(model, state["model"], source=str(path))
+        return model, dict(cfg.method)
+    model = build_backbone(cfg, num_classes, load_weights=False)
+    load_pretrained(model, path)
+    return model, {"name": "full"}
+
+
+def _is_adapter(path: Path) -> bool:
+    """Does the .safetensors file carry videopeft adapter metadata?"""
+    from videopeft import peft
+    try:
+        peft.read_adapter_metadata(path)
+    except peft.AdapterError:
+        return False
+    return True
+
+
+def _is_train_state(path: Path) -> bool:
+    """Is `path` a videopeft training checkpoint (and not, e.g., an official weight file)?"""
+    from .checkpoint import FORMAT
+    from videopeft.models.checkpoints import CheckpointError
+    if path.suffix not in (".pt", ".pth"):
+        return False
+    try:
+        return load_checkpoint(path).get("format") == FORMAT
+    except CheckpointError:
+        return False
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def evaluate(cfg: RunConfig, model: nn.Module | None = None,
+             checkpoint: str | os.PathLike | None = None, *, output_dir: str | os.PathLike | None = None,
+             run_name: str = "eval", progress: bool = True) -> dict:
+    """Evaluate a model on `cfg.eval.split` with `cfg.eval`'s views and fusion; write the outputs.
+
+    Pass either a built `model` (training's final evaluation) or a `checkpoint` path (see
+    `load_for_eval`). Returns the results.json dict (on every rank). Raises ConfigError,
+    CheckpointError or AdapterError before any video is decoded when inputs do not fit.
+    """
+    from videopeft.data import Manifest, build_dataset
+
+    if model is None and checkpoint is None:
+        raise ConfigError("evaluate: give a model or checkpoint=PATH")
+    owns_group = not torch.distributed.is_initialized()
+    info = dist.init_distributed(cfg.device)
+    try:
+        out_dir = Path(output_dir) if output_dir else resolve_output_dir(cfg, run_name)
+        if info.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, out_dir / "config.yaml")
+        manifest = Manifest(out_dir / ".manifest_spool")
+        dataset, class_names = build_dataset(cfg.data, cfg.eval.split, train=False,
+                                             manifest=manifest,
+                                             views_temporal=cfg.eval.views_temporal,
+                                             views_spatial=cfg.eval.views_spatial,
+                                             short_side=cfg.eval.short_side)
+        num_classes = resolve_num_classes(cfg, class_names)
+        method = dict(cfg.method)
+        if model is None:
+            model, method = load_for_eval(cfg, checkpoint, num_classes)
+        model = model.to(info.device)
+        precision = resolve_precision(cfg.train.amp, info.device)
+        params = count_params(model)
+        gflops = gflops_per_view(model, cfg.data.num_frames, cfg.data.img_size, info.device)
+        summary, scores = evaluate_model(model, dataset, class_names,
+                                         batch_size=cfg.eval.batch_size,
+                                         workers=cfg.data.workers, device=info.device,
+                                         precision=precision, fusion=cfg.eval.fusion,
+                                         progress=progress and info.is_main)
+        record = results_record(cfg, summary, params=params, gflops=gflops,
+                                method=_method_of(model, method))
+        if info.is_main:
+            write_eval_outputs(out_dir, record, summary, scores, dataset, class_names)
+        write_manifest(manifest, out_dir / "manifest.json")
+        _log.info("%s: video top-1 %.2f%%, top-5 %.2f%% over %d videos (%d failed); results in %s",
+                  cfg.eval.split, record["video_top1"], record["video_top5"],
+                  record["num_videos"], record["num_failed"], out_dir)
+        record["output_dir"] = str(out_dir)  # not written to results.json; for callers
+        return record
+    finally:
+        if owns_group:
+            dist.cleanup()
+
+
+def _method_of(model: nn.Module, fallback: dict) -> dict:
+    """The method as applied (every option, defaults included), else `fallback`."""
+    applied = getattr(model, "peft_config", None)
+    return applied.to_dict() if applied is not None else dict(fallback)
+
+
+def write_manifest(manifest: Any, path: Path) -> None:
+    """Merge every rank's failed-video records and write manifest.json on the main rank."""
+    merged: dict[str, dict[str, dict]] = {}
+    for part in dist.gather_objects(manifest.to_dict()):
+        for split, rows in part.items():
+            for row in rows:
+                merged.setdefault(split, {}).setdefault(row["path"], row)
+    if dist.is_main():
+        content = {split: [rows[p] for p in sorted(rows)] for split, rows in sorted(merged.items())}
+        atomic_write_text(path, json.dumps(content, indent=2) + "\n")

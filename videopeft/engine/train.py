@@ -1,0 +1,720 @@
+"""The training recipe: one loop for fine-tuning (any PEFT method) and for VideoMAE pretraining.
+
+Read top to bottom: set up the run (process group, folder, logs), the data, the model (backbone +
+pretrained weights + PEFT method, *before* DDP), the optimizer and schedule; resume if asked; then
+the step loop; then the final multi-view evaluation and the exports. What differs between
+fine-tuning and pretraining is a small `Task` (model, loss, exports), not a second loop.
+
+Features:
+    * timm optimizers (`train.opt`) on the trainable parameters only, no weight decay on biases,
+      norms and other 1-D tensors, VideoMAE layer decay (`train.layer_decay`);
+    * timm cosine schedule with linear warmup, stepped per optimizer step; the lr is
+      ``train.blr * global_batch / 256`` when ``train.lr`` is 0 (min_lr scaled the same way);
+    * AMP (`train.amp`: auto = bf16 on CUDA, off on CPU; fp16 with a GradScaler), gradient
+      accumulation (DDP gradients synchronised on the last micro-step only), clipping;
+    * timm Mixup/CutMix with soft-target loss, label smoothing, optional EMA of the weights;
+    * DDP through torchrun; the data order depends only on (seed, epoch), so any world size with
+      the same global batch sees the same samples per step;
+    * checkpoints (full state, atomic, keep-last-k) every `save_every` epochs and every
+      `save_every_steps` steps; `resume: auto` continues *exactly* where a killed run stopped;
+    * JSONL + TensorBoard logs, tqdm on rank 0, an efficiency report (params, GFLOPs per view, peak
+      memory, clips/s, data-time share, with a warning when loading dominates);
+    * validation (1 view) every `eval_every` epochs, best.pt + adapter.safetensors at the best
+      score, final multi-view evaluation -> results.json, plots, manifest.json.
+
+Run layout: see DESIGN.md ("What a run writes").
+
+Raises:
+    ConfigError: the config does not fit the data or model (before any step).
+    CheckpointError: a resume checkpoint is unreadable or belongs to another model/method.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from videopeft.config import ConfigError, RunConfig, config_to_dict, save_config
+
+from . import distributed as dist
+from .builder import (Precision, build_model, count_params, gflops_per_view, peak_memory_mb,
+                      resolve_num_classes, resolve_output_dir, resolve_precision)
+from .checkpoint import (CheckpointError, CheckpointManager, atomic_write_text, find_resume,
+                         load_checkpoint, load_model_state, model_state, rng_state, set_rng_state)
+from .evaluate import evaluate, evaluate_model, write_manifest
+from .loaders import build_train_loader
+from .logging import MetricsLogger, setup_console_logging
+from .report import plot_training_curves
+
+__all__ = ["train", "run_training", "Recipe", "Task", "ClassificationTask", "build_optimizer",
+           "build_scheduler", "param_groups", "layer_id", "scaled_lrs"]
+
+_log = logging.getLogger(__name__)
+
+
+# ============================================================================= tasks
+
+class Task:
+    """What a training run optimises. The loop calls `build`, then `loss` every micro-step, and
+    `export` at the best validation score and at the end."""
+
+    name = "task"
+    validates = False  # run validation / final evaluation
+
+    def build(self, cfg: RunConfig, class_names: list[str]) -> nn.Module:
+        """The model to train, with exactly the parameters to train marked requires_grad."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The scalar loss of one micro-batch (model may be DDP-wrapped)."""
+        raise NotImplementedError
+
+    def flops_forward(self, model: nn.Module, x: torch.Tensor) -> Any:
+        """One forward pass on one view, for FLOP counting."""
+        return model(x)
+
+    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str],
+               *, final: bool) -> Path | None:
+        """Write the deliverable of the run (main rank only)."""
+        return None
+
+
+class ClassificationTask(Task):
+    """Fine-tuning a VideoViT classifier with a PEFT method (`cfg.method`)."""
+
+    name = "classification"
+    validates = True
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.mixup: Callable | None = None
+        self.criterion: nn.Module = nn.CrossEntropyLoss()
+        self.report: Any = None
+
+    def build(self, cfg: RunConfig, class_names: list[str]) -> nn.Module:
+        num_classes = resolve_num_classes(cfg, class_names)
+        model, self.report = build_model(cfg, num_classes)  # peft.apply logs the report table
+        self.mixup, self.criterion = build_criterion(cfg, num_classes)
+        return model
+
+    def loss(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.mixup is not None:
+            clips, labels = mix_clips(self.mixup, clips, labels)
+        return self.criterion(model(clips), labels)
+
+    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str],
+               *, final: bool) -> Path:
+        from videopeft import peft
+
+        path = out_dir / "adapter.safetensors"
+        peft.save_adapter(model, path, extra=adapter_extra(cfg, class_names))
+        return path
+
+
+def adapter_extra(cfg: RunConfig, class_names: list[str]) -> dict:
+    """Adapter metadata that makes the file usable alone: classes, sampling, model, frames."""
+    d = cfg.data
+    return {
+        "class_names": list(class_names),
+        "seed": cfg.seed,
+        "model": {"name": cfg.model.name, "tubelet_size": cfg.model.tubelet_size,
+                  "patch_size": cfg.model.patch_size, "overrides": dict(cfg.model.overrides),
+                  "pretrained": cfg.model.pretrained},
+        "num_frames": d.num_frames,
+        "img_size": d.img_size,
+        "sampling": {"sampling": d.sampling, "stride": d.stride, "num_frames": d.num_frames,
+                     "img_size": d.img_size, "short_video": d.short_video,
+                     "mean": list(d.mean), "std": list(d.std),
+                     "views_temporal": cfg.eval.views_temporal,
+                     "views_spatial": cfg.eval.views_spatial, "fusion": cfg.eval.fusion,
+                     "short_side": cfg.eval.short_side},
+    }
+
+
+def build_criterion(cfg: RunConfig, num_classes: int) -> tuple[Callable | None, nn.Module]:
+    """timm Mixup/CutMix + SoftTargetCrossEntropy, else label-smoothing CE, else plain CE."""
+    from timm.data import Mixup
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+    t = cfg.train
+    if t.mixup > 0 or t.cutmix > 0:
+        if t.batch_size % 2:
+            raise ConfigError(f"train.batch_size: mixup/cutmix need an even per-process batch, "
+                              f"got {t.batch_size}")
+        mixup = Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, label_smoothing=t.label_smoothing,
+                      num_classes=num_classes)
+        return mixup, SoftTargetCrossEntropy()
+    if t.label_smoothing > 0:
+        return None, LabelSmoothingCrossEntropy(smoothing=t.label_smoothing)
+    return None, nn.CrossEntropyLoss()
+
+
+def mix_clips(mixup: Callable, clips: torch.Tensor, labels: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup/CutMix on clips (B, C, T, H, W): the same box / weight for every frame of a clip.
+
+    timm's Mixup cuts boxes from the last two axes of a 4-D batch, so the clip is viewed as
+    (B, C*T, H, W) (VideoMAE passes 5-D tensors and gets boxes over (T, H) instead).
+    """
+    b, c, t, h, w = clips.shape
+    flat = clips.reshape(b, c * t, h, w).clone()
+    flat, soft = mixup(flat, labels)
+    return flat.view(b, c, t, h, w), soft
+
+
+# ============================================================================= optimizer
+
+def layer_id(name: str, depth: int) -> int:
+    """VideoMAE's layer index: 0 = embeddings, i + 1 = blocks.i, depth + 1 = everything after."""
+    if name.startswith(("patch_embed", "pos_embed", "cls_token")):
+        return 0
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1
+    return depth + 1
+
+
+def _no_decay(name: str, param: torch.Tensor) -> bool:
+    return param.ndim <= 1 or name.endswith(".bias") or name in ("pos_embed", "cls_token")
+
+
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0
+                 ) -> list[dict]:
+    """Trainable parameters in groups by (layer, decay): weight decay off for 1-D tensors and
+    biases; lr_scale = layer_decay ** (depth + 1 - layer_id) (timm schedulers apply it)."""
+    depth = len(getattr(model, "blocks", []))
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        lid = layer_id(name, depth) if layer_decay != 1.0 else depth + 1
+        decay = not _no_decay(name, p)
+        g = groups.setdefault((lid, decay), {
+            "params": [], "names": [], "weight_decay": weight_decay if decay else 0.0,
+            "lr_scale": layer_decay ** (depth + 1 - lid)})
+        g["params"].append(p)
+        g["names"].append(name)
+    return [groups[k] for k in sorted(groups)]
+
+
+def scaled_lrs(cfg: RunConfig, global_batch: int) -> tuple[float, float]:
+    """(lr, min_lr): train.lr as given, or blr * global_batch / 256 with min_lr scaled alike."""
+    t = cfg.train
+    if t.lr > 0:
+        return t.lr, t.min_lr
+    scale = global_batch / 256
+    return t.blr * scale, t.min_lr * scale
+
+
+def build_optimizer(model: nn.Module, cfg: RunConfig, lr: float, **opt_kwargs: Any
+                    ) -> torch.optim.Optimizer:
+    """timm `create_optimizer_v2` over `param_groups` of the trainable parameters."""
+    from timm.optim import create_optimizer_v2
+
+    t = cfg.train
+    groups = param_groups(model, t.weight_decay, t.layer_decay)
+    if not groups:
+        raise ConfigError(f"method {cfg.method.get('name')!r} left no trainable parameters")
+    for g in groups:
+        g.pop("names")
+    # timm passes momentum only to the optimizers that take it (sgd, momentum, lars, ...)
+    return create_optimizer_v2(groups, opt=t.opt, lr=lr, weight_decay=t.weight_decay,
+                               momentum=t.momentum, **opt_kwargs)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, steps_per_epoch: int,
+                    min_lr: float) -> Any:
+    """timm CosineLRScheduler in optimizer steps: linear warmup from 0, then a half cosine to min_lr."""
+    from timm.scheduler import CosineLRScheduler
+
+    total = max(1, cfg.train.epochs * steps_per_epoch)
+    warmup = min(int(round(cfg.train.warmup_epochs * steps_per_epoch)), total - 1)
+    return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=min_lr,
+                             warmup_t=warmup, warmup_lr_init=0.0, warmup_prefix=True,
+                             t_in_epochs=False)
+
+
+# ============================================================================= bookkeeping
+
+@dataclass
+class Position:
+    """Where training is: the epoch, optimizer steps done in it, and the global step."""
+
+    epoch: int = 0
+    epoch_step: int = 0
+    step: int = 0
+
+
+@dataclass
+class Throughput:
+    """Step time and data-loading time over the first `window` steps after the first one."""
+
+    window: int
+    steps: int = 0
+    samples: int = 0
+    step_time: float = 0.0
+    data_time: float = 0.0
+    first: tuple[int, float, float] | None = None  # kept apart: it pays for start-up
+    reported: bool = False
+
+    def add(self, samples: int, step_time: float, data_time: float) -> None:
+        if self.first is None:
+            self.first = (samples, step_time, data_time)
+            return
+        self.steps += 1
+        self.samples += samples
+        self.step_time += step_time
+        self.data_time += data_time
+
+    @property
+    def ready(self) -> bool:
+        return not self.reported and self.steps >= self.window
+
+    def summary(self, world: int) -> dict:
+        """clips/s over all ranks, seconds per step, share of step time spent waiting for data.
+
+        A run of a single step has only the start-up step to measure; it is used then.
+        """
+        samples, secs, data, steps = self.samples, self.step_time, self.data_time, self.steps
+        if steps == 0 and self.first is not None:
+            (samples, secs, data), steps = self.first, 1
+        secs = max(secs, 1e-9)
+        return {"clips_per_s": samples * world / secs, "step_s": secs / max(steps, 1),
+                "data_share": data / secs, "measured_steps": steps}
+
+
+@dataclass
+class Best:
+    """The best validation score so far (video top-1) and where it happened."""
+
+    score: float = -math.inf
+    step: int = -1
+    epoch: int = -1
+    metrics: dict = field(default_factory=dict)
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _resolved_method(method: dict) -> dict:
+    """The method with every option spelled out (so {"rank": 8} equals the default rank)."""
+    from videopeft.peft import method_config
+    return method_config(method).to_dict()
+
+
+# ============================================================================= entry points
+
+def train(cfg: RunConfig, *, run_name: str = "run") -> dict:
+    """Fine-tune `cfg.model` with `cfg.method` on `cfg.data`; returns the results.json dict.
+
+    `run_name` names the default output folder (``runs/<run_name>-<time>``); tools pass the
+    config file's stem. The returned dict also has ``output_dir`` and ``exported``.
+    """
+    return run_training(cfg, ClassificationTask(cfg), run_name=run_name)
+
+
+def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
+    """Set up the run folder and logs, run the `Recipe`, and always write manifest and log."""
+    from videopeft.data import Manifest
+
+    owns_group = not torch.distributed.is_initialized()
+    info = dist.init_distributed(cfg.device)
+    setup_console_logging(info.is_main)
+    out_dir = resolve_output_dir(cfg, run_name)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+    dist.barrier()
+    logger = MetricsLogger(out_dir, enabled=info.is_main)
+    manifest = Manifest(out_dir / ".manifest_spool")  # shared by DataLoader workers and ranks
+    finished = False
+    try:
+        recipe = Recipe(cfg, task, info, out_dir, logger)
+        recipe.setup(manifest)
+        recipe.resume()
+        recipe.train()
+        results = recipe.finish()
+        finished = True
+        return results
+    finally:  # nothing lost on failure: the log is flushed line by line, the manifest written here
+        if finished:
+            write_manifest(manifest, out_dir / "manifest.json")  # gathers every rank's records
+        elif info.is_main:  # no collectives after an error: other ranks may be elsewhere
+            atomic_write_text(out_dir / "manifest.json",
+                              json.dumps(manifest.to_dict(), indent=2) + "\n")
+        logger.close()
+        if owns_group:
+            dist.cleanup()
+
+
+# ============================================================================= the recipe
+
+class Recipe:
+    """One training run: `setup` -> `resume` -> `train` -> `finish` (see the module docstring)."""
+
+    def __init__(self, cfg: RunConfig, task: Task, info: dist.DistInfo, out_dir: Path,
+                 logger: MetricsLogger) -> None:
+        self.cfg, self.task, self.info, self.out_dir, self.logger = cfg, task, info, out_dir, logger
+        self.device = info.device
+        self.pos, self.best = Position(), Best()
+        self.last_saved = -1
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, manifest: Any) -> None:
+        self._setup_data(manifest)
+        self._setup_model()
+        self._setup_optimizer()
+        self.checkpoints = CheckpointManager(self.out_dir / "checkpoints",
+                                             keep_last=self.cfg.train.keep_last,
+                                             enabled=self.info.is_main)
+        self._log_setup()
+
+    def _setup_data(self, manifest: Any) -> None:
+        """Training clips in the resumable seeded order; a 1-view validation set."""
+        from videopeft.data import build_dataset
+
+        cfg, t, info = self.cfg, self.cfg.train, self.info
+        self.train_set, self.class_names = build_dataset(cfg.data, cfg.data.split, train=True,
+                                                         manifest=manifest)
+        self.loader, self.sampler = build_train_loader(
+            self.train_set, batch_size=t.batch_size, accum_steps=t.accum_steps,
+            workers=cfg.data.workers, seed=cfg.seed, rank=info.rank,
+            world_size=info.world_size, pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.max_steps = t.max_steps if t.max_steps > 0 else t.epochs * self.steps_per_epoch
+        self.val_set = None
+        if self.task.validates and t.eval_every > 0:  # VideoMAE validates with one centre view
+            self.val_set, _ = build_dataset(cfg.data, cfg.eval.split, train=False,
+                                            manifest=manifest, views_temporal=1, views_spatial=1,
+                                            short_side=cfg.eval.short_side)
+
+    def _setup_model(self) -> None:
+        """The task's model (PEFT applied), on the device, then DDP over the trainable params."""
+        cfg, info = self.cfg, self.info
+        torch.manual_seed(cfg.seed)  # identical initialisation on every rank and world size
+        model = self.task.build(cfg, self.class_names).to(self.device)
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if info.distributed and has_bn and self.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # statistics of the global batch
+        elif info.distributed and has_bn:
+            _log.warning("BatchNorm on CPU/gloo uses per-process batch statistics (SyncBatchNorm "
+                         "needs GPUs); results differ slightly from a single-process run")
+        self.model = model
+        self.precision: Precision = resolve_precision(cfg.train.amp, self.device)
+        self.params = count_params(model)
+        self.gflops = gflops_per_view(model, cfg.data.num_frames, cfg.data.img_size, self.device,
+                                      forward=self.task.flops_forward)
+        self.trainable_names = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+        self.ema = _build_ema(model, cfg.train.ema)
+        self.ddp_model: nn.Module = model
+        if info.distributed:  # after peft.apply: DDP registers only the parameters needing grads
+            self.ddp_model = DDP(model, device_ids=[self.device] if self.device.type == "cuda"
+                                 else None)
+        if cfg.train.compile:
+            self.ddp_model = torch.compile(self.ddp_model)
+
+    def _setup_optimizer(self) -> None:
+        """timm optimizer over the trainable parameter groups, cosine schedule, AMP scaler."""
+        cfg, t = self.cfg, self.cfg.train
+        self.global_batch = t.batch_size * t.accum_steps * self.info.world_size
+        self.lr, self.min_lr = scaled_lrs(cfg, self.global_batch)
+        self.optimizer = build_optimizer(self.model, cfg, self.lr,
+                                         **getattr(self.task, "opt_kwargs", {}))
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch, self.min_lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
+
+    def _log_setup(self) -> None:
+        """The efficiency report's static half: sizes, cost per view, batch and schedule."""
+        p, g = self.params, self.gflops
+        self.logger.log(
+            "setup", 0, task=self.task.name, params_total=p["total"],
+            params_trainable=p["trainable"], gflops_per_view=g, gmacs_per_view=g / 2,
+            world_size=self.info.world_size, global_batch=self.global_batch, lr=self.lr,
+            min_lr=self.min_lr, steps_per_epoch=self.steps_per_epoch,
+            epochs=self.cfg.train.epochs, max_steps=self.max_steps,
+            precision=self.precision.name, device=str(self.device),
+            train_videos=len(self.train_set), classes=len(self.class_names))
+        _log.info("params: %s total, %s trainable (%.3f%%); %.4g GFLOPs per view (%.4g GMACs); "
+                  "global batch %d, lr %.3g, %d steps per epoch, precision %s",
+                  f"{p['total']:,}", f"{p['trainable']:,}",
+                  100 * p["trainable"] / max(p["total"], 1), g, g / 2, self.global_batch,
+                  self.lr, self.steps_per_epoch, self.precision.name)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights to validate and export: the EMA copy when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly from here (gathers every rank's RNG state)."""
+        own = model_state(self.model)
+        ema = None
+        if self.ema is not None:
+            ema = {k: v.detach().cpu() for k, v in self.ema.module.state_dict().items() if k in own}
+        return {
+            "model": own, "trainable": self.trainable_names,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None, "ema": ema,
+            "epoch": self.pos.epoch, "epoch_step": self.pos.epoch_step, "step": self.pos.step,
+            "world_size": self.info.world_size, "rng": dist.gather_objects(rng_state()),
+            "best": vars(self.best), "config": config_to_dict(self.cfg),
+            "class_names": list(self.class_names), "method": self._method(),
+            "task": self.task.name,
+        }
+
+    def _method(self) -> dict:
+        return _resolved_method(self.cfg.method) if self.task.validates else {}
+
+    def save(self) -> None:
+        """A step checkpoint (and last.pt) at the current position."""
+        self.checkpoints.save(self.state_dict(), self.pos.step)
+        self.last_saved = self.pos.step
+
+    def resume(self) -> None:
+        """Continue from `train.resume` ('' = fresh start, 'auto' = newest valid, or a path)."""
+        found = _find_resume_state(self.cfg, self.out_dir)
+        if found is None:
+            _seed_all(self.cfg.seed + self.info.rank)  # per-rank streams: dropout, masks, mixup
+            return
+        path, state = found
+        _check_resume(state, path, self.cfg, self.class_names, self.trainable_names,
+                      self._method())
+        load_model_state(self.model, state["model"], source=str(path))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.module.load_state_dict(state["ema"], strict=False)
+        self.pos = Position(state["epoch"], state["epoch_step"], state["step"])
+        self.best = Best(**state["best"]) if state.get("best") else Best()
+        self.last_saved = self.pos.step
+        rngs = state["rng"]
+        if len(rngs) == self.info.world_size:
+            set_rng_state(rngs[self.info.rank])
+        else:
+            _log.warning("checkpoint was written by %d processes, this run has %d: RNG streams "
+                         "are re-seeded, so the continuation is not bit-exact", len(rngs),
+                         self.info.world_size)
+            _seed_all(self.cfg.seed + self.info.rank + self.pos.step)
+        self.logger.truncate_after(self.pos.step)  # drop what a killed run logged after this
+        self.logger.log("resume", self.pos.step, checkpoint=str(path), epoch=self.pos.epoch,
+                        epoch_step=self.pos.epoch_step)
+        _log.info("resumed from %s at epoch %d, step %d", path, self.pos.epoch, self.pos.step)
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> None:
+        """Epochs of optimizer steps until `epochs` or `max_steps`; validation and checkpoints."""
+        t, pos = self.cfg.train, self.pos
+        self.meter = Throughput(window=max(1, min(t.log_every, 20)))
+        progress = _progress(self.info.is_main, total=self.max_steps, initial=pos.step)
+        self.model.train()
+        for epoch in range(pos.epoch, t.epochs):
+            if pos.step >= self.max_steps:
+                break
+            if epoch != pos.epoch:
+                pos.epoch, pos.epoch_step = epoch, 0
+            self.sampler.set_position(epoch, pos.epoch_step)  # skips steps done before a resume
+            batches = iter(self.loader)
+            while pos.epoch_step < self.steps_per_epoch and pos.step < self.max_steps:
+                step_start = time.perf_counter()
+                loss, data_time = self.train_step(batches)
+                pos.step += 1
+                pos.epoch_step += 1
+                progress.update(1)
+                self._after_step(loss, data_time, time.perf_counter() - step_start, progress)
+            if pos.epoch_step < self.steps_per_epoch:
+                break  # stopped by max_steps in the middle of the epoch
+            self._end_epoch(epoch)
+        progress.close()
+
+    def train_step(self, batches: Any) -> tuple[torch.Tensor, float]:
+        """One optimizer step over `accum_steps` micro-batches; returns (loss, data wait time)."""
+        t, task = self.cfg.train, self.task
+        self.scheduler.step_update(self.pos.step)
+        loss_sum, data_time = torch.zeros((), device=self.device), 0.0
+        for micro in range(t.accum_steps):
+            data_start = time.perf_counter()
+            clips, labels, _ = next(batches)
+            data_time += time.perf_counter() - data_start
+            clips = clips.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            # DDP all-reduces gradients during backward; only the last micro-step needs that
+            last = micro == t.accum_steps - 1
+            sync = self.ddp_model.no_sync() if self.info.distributed and not last \
+                else contextlib.nullcontext()
+            with sync:
+                with self.precision.autocast():
+                    loss = task.loss(self.ddp_model, clips, labels) / t.accum_steps
+                self.scaler.scale(loss).backward()
+            loss_sum += loss.detach()
+        if not torch.isfinite(loss_sum):
+            raise FloatingPointError(f"loss is {loss_sum.item()} at step {self.pos.step} (epoch "
+                                     f"{self.pos.epoch}); lower the lr or check the data")
+        if t.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                     t.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.pos.step)
+        return loss_sum, data_time
+
+    def _after_step(self, loss: torch.Tensor, data_time: float, step_time: float,
+                    progress: Any) -> None:
+        """Throughput, logging and step checkpoints after optimizer step `pos.step`."""
+        t, step = self.cfg.train, self.pos.step
+        self.meter.add(t.batch_size * t.accum_steps, step_time, data_time)
+        if self.meter.ready:
+            self._report_efficiency()
+        if step % t.log_every == 0 or step == self.max_steps:
+            loss_value = dist.all_reduce_mean(loss, self.device)
+            lr = max(g["lr"] for g in self.optimizer.param_groups)
+            self.logger.log("train", step, epoch=self.pos.epoch, loss=loss_value, lr=lr,
+                            data_time=data_time, step_time=step_time)
+            progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+        if t.save_every_steps > 0 and step % t.save_every_steps == 0:
+            self.save()
+
+    def _end_epoch(self, epoch: int) -> None:
+        """Validate (every `eval_every` epochs), keep the best, checkpoint (every `save_every`)."""
+        t = self.cfg.train
+        self.pos.epoch, self.pos.epoch_step = epoch + 1, 0
+        if self.val_set is not None and (epoch + 1) % t.eval_every == 0:
+            self.validate(epoch)
+        if (epoch + 1) % max(t.save_every, 1) == 0 or self.pos.epoch == t.epochs:
+            self.save()
+
+    def validate(self, epoch: int) -> None:
+        """Score the validation set (1 view); at a new best write best.pt and the adapter."""
+        cfg = self.cfg
+        metrics, _ = evaluate_model(self.eval_model, self.val_set, self.class_names,
+                                    batch_size=cfg.eval.batch_size, workers=cfg.data.workers,
+                                    device=self.device, precision=self.precision,
+                                    fusion=cfg.eval.fusion)
+        self.model.train()
+        top1, top5 = metrics["video_top1"], metrics["video_top5"]
+        self.logger.log("val", self.pos.step, epoch=epoch, video_top1=top1, video_top5=top5,
+                        num_failed=metrics["num_failed"])
+        _log.info("epoch %d: val top-1 %.2f%%, top-5 %.2f%%", epoch, top1, top5)
+        if top1 > self.best.score:
+            self.best = Best(top1, self.pos.step, epoch, {"video_top1": top1, "video_top5": top5})
+            self.checkpoints.save_best(self.state_dict())
+            if self.info.is_main:
+                self.task.export(self.eval_model, self.out_dir, cfg, self.class_names, final=False)
+
+    def _report_efficiency(self) -> None:
+        """Log clips/s, data-time share and peak memory once; warn when data loading dominates."""
+        self.meter.reported = True
+        if self.meter.steps == 0 and self.meter.first is None:
+            return  # no step ran (a finished run resumed)
+        summary = self.meter.summary(self.info.world_size)
+        summary["peak_memory_mb"] = peak_memory_mb(self.device)
+        self.logger.log("efficiency", self.pos.step, **summary)
+        _log.info("throughput: %.1f clips/s, %.0f%% of step time waiting for data, peak memory "
+                  "%.0f MiB", summary["clips_per_s"], 100 * summary["data_share"],
+                  summary["peak_memory_mb"])
+        if summary["data_share"] > 0.5:
+            _log.warning("data loading takes %.0f%% of each step: raise data.workers, use a "
+                         "faster backend or pre-resize the videos", 100 * summary["data_share"])
+
+    # ------------------------------------------------------------------ the end
+    def finish(self) -> dict:
+        """Final checkpoint, export, multi-view evaluation (results.json) and plots."""
+        cfg, info, out_dir = self.cfg, self.info, self.out_dir
+        if self.last_saved != self.pos.step:
+            self.save()
+        if not self.meter.reported:
+            self._report_efficiency()
+        if self.best.step < 0:  # never validated: the final state is the best we know
+            self.checkpoints.save_best(self.state_dict())
+        exported = None
+        if info.is_main:
+            exported = self.task.export(self.eval_model, out_dir, cfg, self.class_names,
+                                        final=True)
+        results: dict = {"output_dir": str(out_dir),
+                         "exported": str(exported) if exported else None}
+        if self.task.validates:
+            record = evaluate(cfg, model=self.eval_model, output_dir=out_dir,
+                              progress=info.is_main)
+            self.logger.log("test", self.pos.step, **{k: record[k] for k in (
+                "clip_top1", "clip_top5", "video_top1", "video_top5", "num_videos",
+                "num_failed")})
+            results.update(record)
+        if info.is_main:
+            plot_training_curves(self.logger.path, out_dir / "plots")
+        dist.barrier()
+        return results
+
+
+# ============================================================================= helpers
+
+def _build_ema(model: nn.Module, decay: float) -> Any:
+    if decay <= 0:
+        return None
+    from timm.utils import ModelEmaV3
+    return ModelEmaV3(model, decay=decay)
+
+
+def _find_resume_state(cfg: RunConfig, out_dir: Path) -> tuple[Path, dict] | None:
+    """The checkpoint to resume from: `train.resume` = '' (none), 'auto' or a path."""
+    r = cfg.train.resume
+    if not r:
+        return None
+    if r == "auto":
+        found = find_resume(out_dir / "checkpoints")
+        if found is None:
+            _log.info("resume: auto: no checkpoint in %s, starting fresh", out_dir / "checkpoints")
+        return found
+    return Path(r), load_checkpoint(r)
+
+
+def _check_resume(state: dict, path: Path, cfg: RunConfig, class_names: list[str],
+                  trainable: list[str], method: dict) -> None:
+    """Refuse a checkpoint of another method, model or class list (never train the wrong tensors)."""
+    problems = []
+    if state.get("method") != method:
+        problems.append(f"method {state.get('method')} != config method {method}")
+    if state.get("class_names") != list(class_names):
+        problems.append("class list differs from the dataset's")
+    if sorted(state.get("trainable", [])) != trainable:
+        extra = sorted(set(state.get("trainable", [])) - set(trainable))
+        missing = sorted(set(trainable) - set(state.get("trainable", [])))
+        problems.append(f"trainable parameters differ (checkpoint only: {extra[:3]}, "
+                        f"model only: {missing[:3]})")
+    saved_model = state.get("config", {}).get("model", {})
+    if saved_model.get("name") != cfg.model.name:
+        problems.append(f"model {saved_model.get('name')} != {cfg.model.name}")
+    if problems:
+        raise CheckpointError(f"{path}: cannot resume: " + "; ".join(problems))
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, **kw: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(enabled: bool, total: int, initial: int) -> Any:
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)  # TQDM_DISABLE=1 hides it
