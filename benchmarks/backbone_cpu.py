@@ -145,7 +145,7 @@ def write_results(results: list[dict], meta: dict, out_dir: Path) -> tuple[Path,
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [f"# backbone_cpu: videopeft vs HF VideoMAE, forward+backward ({meta['date']})", "",
-             f"Device: {meta['device']}, {meta['threads']} threads; torch {meta['torch']}, "
+             f"Device: {meta['device']}, torch threads: {meta['threads']}; torch {meta['torch']}, "
              f"transformers {meta['transformers']}; wall-clock median (and min) and median "
              f"process CPU time over the undisturbed rounds (total within 1.3x of the best "
              f"round) of interleaved repeats "

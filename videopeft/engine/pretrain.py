@@ -83,7 +83,8 @@ class PretrainTask(Task):
                *, final: bool) -> Path:
         path = out_dir / "checkpoints" / "pretrain.pth"
         state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
-        atomic_save({"model": state}, path)
+        arch = dict(getattr(_unwrap(model).encoder, "arch", {}))  # lets a later load know the grid
+        atomic_save({"model": state, "arch": arch}, path)
         _log.info("pre-trained weights: %s", path)
         return path
 

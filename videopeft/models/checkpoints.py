@@ -31,6 +31,7 @@ import logging
 import math
 import pickle
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ _ARCH_META_KEY = "videopeft.arch"
 # torch.load reports corrupt input through many exception types (random bytes raise KeyError,
 # EOFError, UnpicklingError or RuntimeError depending on the first bytes); all mean "unreadable".
 _TORCH_LOAD_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError,
-                      LookupError, TypeError, AttributeError)
+                      LookupError, TypeError, AttributeError, struct.error)
 
 
 class CheckpointError(ValueError):
