@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from data_fixtures import (  # noqa: F401  (synthetic_sets is a fixture)
     BACKEND_CHOICES,
+    BACKENDS,
     LAYOUTS,
     data_config,
     synthetic_sets,
@@ -33,6 +34,7 @@ from videopeft.data import (
     read_annotations,
 )
 from videopeft.data import datasets as datasets_module
+from videopeft.data import decoders as decoders_module
 from videopeft.data.datasets import clip_indices
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +42,32 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _zoo(info, split: str, expect: str | None = None) -> set[str]:
     return {z["path"] for z in info.zoo if z["split"] == split and expect in (None, z["expect"])}
+
+
+def _expected(info, split: str, backend: str = "auto") -> tuple[set[str], dict[str, str]]:
+    """The bad zoo's expected manifest records of `split` with `backend`: (failed paths,
+    {warned path: start of its problem}) per bad_zoo.json."""
+    failed, warned = set(), {}
+    for z in info.zoo:
+        if z["split"] != split:
+            continue
+        if z["expect"] == "fail" or backend in z["fails_with"]:
+            failed.add(z["path"])
+        else:
+            warned[z["path"]] = z["warning"]
+    return failed, warned
+
+
+def _assert_manifest_matches_zoo(manifest: Manifest, info, split: str, backend: str) -> None:
+    """Every bad-zoo file of `split` has exactly one record, of the expected kind (a failure or
+    a warning with the expected problem); no good video has any."""
+    failed, warned = _expected(info, split, backend)
+    assert set(manifest.failed(split)) == failed
+    problems = {w["path"]: w["problem"] for w in manifest.warning_entries if w["split"] == split}
+    assert set(problems) == set(warned)  # good videos: no false positives
+    for path, problem in problems.items():
+        assert problem.startswith(warned[path]), (path, problem)
+    assert not failed & set(problems) and failed | set(problems) == _zoo(info, split)
 
 
 # ----------------------------------------------------------------------------- readers
@@ -226,12 +254,34 @@ def test_train_path_records_every_bad_video_and_draws_another(synthetic_sets, la
         clip, label, used = dataset[i]
         assert tuple(clip.shape) == (3, 4, 32, 32) and torch.isfinite(clip).all()
         assert label == dataset.records[used].label
-    failed = set(dataset.manifest.failed("train"))
-    assert _zoo(info, "train", "fail") <= failed <= _zoo(info, "train")
-    if backend == "auto":
-        assert failed == _zoo(info, "train", "fail")
+    _assert_manifest_matches_zoo(dataset.manifest, info, "train", backend)
     entry = dataset.manifest.entries[0]
     assert set(entry) == {"split", "path", "backend", "error"} and entry["error"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_video_is_probed_once_per_process_from_its_header(synthetic_sets, monkeypatch,
+                                                               backend):
+    """Warnings cost no decoding: PyAV's reader already holds the header, other backends read it
+    with one header-only open, once per video however often the video is drawn."""
+    info = synthetic_sets["list"]
+    header_reads = []
+    real = decoders_module.read_header
+    monkeypatch.setattr(decoders_module, "read_header",
+                        lambda path: header_reads.append(path) or real(path))
+    dataset = _train_dataset(info, backend)
+    one_frame = next(z["path"] for z in info.zoo if z["kind"] == "one_frame"
+                     and z["split"] == "train")
+    paths = [r.path for r in dataset.records]
+    picked = [i for i, p in enumerate(paths) if p not in _zoo(info, "train")][:3]
+    picked.append(paths.index(one_frame))
+    for _ in range(3):
+        for i in picked:
+            assert dataset[i][2] == i
+    assert len(header_reads) == (0 if backend == "pyav" else len(picked))
+    spooled = "".join(p.read_text() for p in Path(dataset.manifest.spool_dir).glob("*.jsonl"))
+    assert spooled.count('"kind": "warning"') == 1  # the one-frame video, recorded once
+    assert dataset.manifest.warned("train") == [one_frame]
 
 
 def test_train_path_gives_up_after_max_retries(synthetic_sets):
@@ -259,10 +309,10 @@ def test_eval_path_counts_bad_videos_and_never_substitutes(synthetic_sets, layou
         if not ok:
             failed.add(records[i].path)
             assert not views.any()
-    assert failed == set(dataset.manifest.failed("val"))
-    assert _zoo(info, "val", "fail") <= failed <= _zoo(info, "val")
-    if backend == "auto":
-        assert failed == _zoo(info, "val", "fail")
+        else:
+            assert views.any()  # warned videos too are decoded and scored
+    assert failed == set(dataset.manifest.failed("val"))  # num_failed: real failures only
+    _assert_manifest_matches_zoo(dataset.manifest, info, "val", backend)
 
 
 @pytest.mark.parametrize("sampling", ["segment", "dense"])
@@ -310,8 +360,8 @@ def test_dataloader_with_two_workers_reports_failures_to_the_parent(synthetic_se
                                                  collate_fn=eval_collate):
         assert views.shape[1:] == (6, 3, 4, 32, 32)
         ok_flags += ok.tolist()
-    assert set(manifest.failed("train")) == _zoo(info, "train", "fail")
-    assert set(manifest.failed("val")) == _zoo(info, "val", "fail")
+    for split in ("train", "val"):
+        _assert_manifest_matches_zoo(manifest, info, split, "auto")
     assert ok_flags.count(False) == len(_zoo(info, "val", "fail"))
 
 
@@ -324,7 +374,7 @@ def test_dataloader_workers_started_by_spawn_also_report_failures(synthetic_sets
     loader = DataLoader(train, batch_size=8, num_workers=2,
                         multiprocessing_context=mp.get_context("spawn"))
     assert sum(len(batch[2]) for batch in loader) == len(train)
-    assert set(manifest.failed("train")) == _zoo(info, "train", "fail")
+    _assert_manifest_matches_zoo(manifest, info, "train", "auto")
 
 
 def test_datasets_pickle_for_spawned_workers(synthetic_sets):
@@ -365,6 +415,43 @@ def test_manifest_collects_records_from_other_processes_and_dedupes(tmp_path):
         "val": [{"path": "/a.mp4", "backend": "pyav", "error": "broken"}]}
 
 
+def test_manifest_warnings_are_a_second_kind_of_record(tmp_path):
+    manifest = Manifest()
+    manifest.warn("val", "/b.mp4", "decord", "only 1 frame")
+    manifest.warn("val", "/b.mp4", "decord", "only 1 frame")  # recorded once
+    manifest.warn("train", "/c.webm", "pyav", "extension .webm but container is mp4")
+    manifest.warn("val", "/a.mp4", "pyav", "truncated: header says 9 frames, decoded 2")
+    manifest.add("val", "/a.mp4", "pyav", "broken")  # a failure supersedes a warning
+    assert manifest.failed("val") == ["/a.mp4"] and manifest.failed("train") == []
+    assert [e["path"] for e in manifest.entries] == ["/a.mp4"]  # failures only, as before
+    assert manifest.warned("val") == ["/b.mp4"] and manifest.warned("train") == ["/c.webm"]
+    assert manifest.warning_entries[0] == {"split": "train", "path": "/c.webm",
+                                           "backend": "pyav",
+                                           "problem": "extension .webm but container is mp4"}
+    assert json.loads(manifest.write(tmp_path / "manifest.json").read_text()) == {
+        "val": [{"path": "/a.mp4", "backend": "pyav", "error": "broken"}],
+        "warnings": [
+            {"split": "val", "path": "/b.mp4", "backend": "decord", "problem": "only 1 frame"},
+            {"split": "train", "path": "/c.webm", "backend": "pyav",
+             "problem": "extension .webm but container is mp4"}]}
+    assert Manifest().to_dict() == {}  # a clean run: no "warnings" key
+    with pytest.raises(ValueError, match="reserved"):
+        manifest.warn("warnings", "/x", "pyav", "?")
+
+
+def test_engine_manifest_merge_keeps_the_warnings(tmp_path):
+    """The engine's cross-rank `write_manifest` treats every top-level key as a split and keys
+    rows by path; the warning list must come through it unchanged."""
+    from videopeft.engine.evaluate import write_manifest
+
+    manifest = Manifest()
+    manifest.add("train", "/bad.mp4", "decord,pyav", "decord: x; pyav: y")
+    manifest.warn("train", "/one.mp4", "decord", "only 1 frame")
+    manifest.warn("val", "/trunc.webm", "decord", "truncated: header says 12 frames, decoded 1")
+    write_manifest(manifest, tmp_path / "manifest.json")
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest.to_dict()
+
+
 def test_private_spool_is_removed_with_the_manifest_but_a_given_one_is_kept(tmp_path):
     manifest = Manifest()
     spool = manifest.spool_dir
@@ -380,15 +467,26 @@ def test_private_spool_is_removed_with_the_manifest_but_a_given_one_is_kept(tmp_
 # ----------------------------------------------------------------------------- check_videos
 
 
-def test_check_videos_finds_exactly_the_undecodable_files(synthetic_sets, tmp_path):
-    info = synthetic_sets["ssv2"]
-    result = check_videos(info.annotation, layout="ssv2", root=info.root,
+@pytest.mark.parametrize("backend", BACKEND_CHOICES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_check_videos_finds_the_undecodable_and_the_suspicious_files(synthetic_sets, tmp_path,
+                                                                     layout, backend):
+    info = synthetic_sets[layout]
+    result = check_videos(info.annotation, layout=layout, root=info.root, backend=backend,
                           manifest_path=tmp_path / "manifest.json", progress=False)
     written = json.loads(result.manifest_path.read_text())
-    assert {e["path"] for e in written["train"]} == _zoo(info, "train", "fail")
-    assert {e["path"] for e in written["val"]} == _zoo(info, "val", "fail")
+    assert set(written) == {"train", "val", "warnings"}
+    warned = {}
+    for split in ("train", "val"):
+        failed, expected = _expected(info, split, backend)
+        assert {e["path"] for e in written[split]} == failed
+        got = {w["path"]: w["problem"] for w in written["warnings"] if w["split"] == split}
+        assert set(got) == set(expected)
+        assert all(problem.startswith(expected[path]) for path, problem in got.items())
+        warned.update(got)
     assert result.checked == len(info.videos) + len(info.zoo)
-    assert result.failed == len(_zoo(info, "train", "fail")) + len(_zoo(info, "val", "fail"))
+    assert result.failed == sum(len(written[split]) for split in ("train", "val"))
+    assert result.warned == len(warned) == len(info.zoo) - result.failed
 
 
 def test_check_videos_on_a_folder_probes_every_video_file(synthetic_sets, tmp_path):
@@ -396,9 +494,13 @@ def test_check_videos_on_a_folder_probes_every_video_file(synthetic_sets, tmp_pa
     result = check_videos(info.root, manifest_path=tmp_path / "m.json", progress=False)
     on_disk = {z["path"] for z in info.zoo if z["kind"] != "missing"}
     assert result.checked == len(info.videos) + len(on_disk)
-    failed = {e["path"] for e in json.loads(result.manifest_path.read_text())["files"]}
-    assert failed == {z["path"] for z in info.zoo if z["expect"] == "fail"} - {
+    written = json.loads(result.manifest_path.read_text())
+    assert {e["path"] for e in written["files"]} == {
+        z["path"] for z in info.zoo if z["expect"] == "fail"} - {
         z["path"] for z in info.zoo if z["kind"] == "missing"}
+    assert {w["path"] for w in written["warnings"]} == {
+        z["path"] for z in info.zoo if z["expect"] == "warn"}
+    assert {w["split"] for w in written["warnings"]} == {"files"}
 
 
 def test_check_videos_cli_writes_the_manifest(synthetic_sets, tmp_path):
@@ -411,4 +513,8 @@ def test_check_videos_cli_writes_the_manifest(synthetic_sets, tmp_path):
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert str(out) in proc.stdout
-    assert set(json.loads(out.read_text())) == {"train", "val"}
+    written = json.loads(out.read_text())
+    failed = sum(len(written[split]) for split in ("train", "val"))
+    warned = len(written["warnings"])
+    assert set(written) == {"train", "val", "warnings"} and failed and warned
+    assert f" {failed} failed, " in proc.stdout and f"{warned} of them with warnings" in proc.stdout

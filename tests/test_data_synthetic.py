@@ -80,6 +80,10 @@ def test_bad_zoo_lists_every_kind_for_both_splits(synthetic_sets):
             assert {z["kind"] for z in zoo if z["split"] == split} == kinds
         missing = [z for z in zoo if z["kind"] == "missing"]
         assert missing and not any(os.path.exists(z["path"]) for z in missing)
+        assert {z["expect"] for z in zoo} == {"fail", "warn"}
+        assert all(bool(z["warning"]) == (z["expect"] == "warn") for z in zoo)
+        assert json.loads((Path(synthetic_sets[layout].root).parent / "bad_zoo.json")
+                          .read_text()) == zoo
 
 
 def test_class_count_is_configurable_and_checked(tmp_path):

@@ -1,6 +1,10 @@
 """Probe every video of an annotation (or every video file under a folder) and write manifest.json.
 
     python tools/check_videos.py ANNOTATION_OR_DIR [--layout ssv2] [--root VIDEOS] [--backend auto]
+
+manifest.json lists the videos no backend can decode under their split, and the readable but
+suspicious ones (one frame, wrong extension, truncated, no owner read permission) under
+"warnings"; both counts are printed.
 """
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ def main() -> None:
                           progress=not args.no_progress)
     read = ", ".join(f"{name} {count}" for name, count in sorted(result.backends.items()))
     print(f"checked {result.checked} videos: {result.failed} failed, "
-          f"{result.checked - result.failed} readable ({read or 'none'})")
+          f"{result.checked - result.failed} readable ({read or 'none'}), "
+          f"{result.warned} of them with warnings")
     print(f"manifest: {result.manifest_path}")
 
 

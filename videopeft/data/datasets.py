@@ -14,6 +14,11 @@ native crosses a DataLoader fork) and decodes it once.
   `V = views_temporal * views_spatial`, temporal-major (view `t*S + s`). The union of all temporal
   views' frames is decoded and prepared once. A failed video gives `ok=False` and zeros, is
   recorded in the manifest, and is never replaced by another video.
+
+Both datasets, and `check_videos`, also record a manifest *warning* for a video that decodes but
+looks wrong (`probe_warnings`: one frame only, extension vs container, truncated, no read
+permission for its owner); such a video is used and scored as usual. Each process probes a
+video once (a stat and the container header, no decoding).
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from videopeft.config import ConfigError, DataConfig
-from videopeft.data.decoders import DecodeError, open_video
+from videopeft.data.decoders import DecodeError, Video, open_video, probe_warnings
 from videopeft.data.manifest import Manifest
 from videopeft.data.sampling import sample_dense, sample_segments
 from videopeft.data.transforms import EvalTransform, build_eval_transform, build_train_transform
@@ -265,6 +270,16 @@ def clip_indices(cfg: DataConfig, num_frames: int, *, train: bool, view: int = 0
                         view=view, num_views=num_views, short_video=cfg.short_video)
 
 
+def _note_warnings(manifest: Manifest, split: str, video: Video) -> list[str]:
+    """Probe a video that decoded; record and log what is suspicious about it (if anything)."""
+    problems = probe_warnings(video)
+    if problems:
+        problem = "; ".join(problems)
+        manifest.warn(split, video.path, video.backend, problem)
+        _log.warning("%s: %s decoded, but %s", split, video.path, problem)
+    return problems
+
+
 class TrainClipDataset(Dataset):
     """Random augmented clips; undecodable videos are recorded and replaced by random others."""
 
@@ -277,6 +292,7 @@ class TrainClipDataset(Dataset):
         self.manifest = manifest if manifest is not None else Manifest()
         self.transform = transform or build_train_transform(cfg)
         self._bad: set[int] = set()  # per process: videos already known to fail
+        self._probed: set[int] = set()  # per process: videos already checked for warnings
 
     def __len__(self) -> int:
         return len(self.records)
@@ -285,6 +301,9 @@ class TrainClipDataset(Dataset):
         """Decode one random clip of video `index` and augment it (DecodeError if unreadable)."""
         with open_video(self.records[index].path, self.cfg.backend) as video:
             frames = video.get(clip_indices(self.cfg, video.num_frames, train=True))
+            if index not in self._probed:
+                self._probed.add(index)
+                _note_warnings(self.manifest, self.split, video)
         return self.transform(frames)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
@@ -315,6 +334,7 @@ class EvalVideoDataset(Dataset):
         self.views_temporal, self.views_spatial = views_temporal, views_spatial
         self.manifest = manifest if manifest is not None else Manifest()
         self.transform = transform or build_eval_transform(cfg, views_spatial, short_side)
+        self._probed: set[int] = set()  # per process: videos already checked for warnings
 
     def __len__(self) -> int:
         return len(self.records)
@@ -334,6 +354,9 @@ class EvalVideoDataset(Dataset):
             views = self.view_indices(video.num_frames)
             union = sorted(set().union(*views))
             frames = video.get(union)
+            if index not in self._probed:
+                self._probed.add(index)
+                _note_warnings(self.manifest, self.split, video)
         clip = self.transform.prepare(frames)  # (C, U, H', W'), resized and normalised once
         row = {frame: i for i, frame in enumerate(union)}
         return self.transform.views(clip, [[row[f] for f in view] for view in views])
@@ -382,12 +405,17 @@ def build_dataset(cfg: DataConfig, split: str, train: bool, manifest: Manifest,
 
 @dataclass
 class CheckResult:
-    """What `check_videos` found: counts, the manifest it wrote, backends that read the rest."""
+    """What `check_videos` found: counts, the manifest it wrote, backends that read the rest.
+
+    `failed` counts videos no backend could decode; `warned` those that decoded with a warning
+    (they are among the readable ones, `checked - failed`).
+    """
 
     checked: int
     failed: int
     manifest_path: Path
     backends: dict[str, int] = field(default_factory=dict)
+    warned: int = 0
 
 
 def _infer_layout(target: Path) -> str:
@@ -424,10 +452,15 @@ def _check_jobs(target: Path, layout: str, root: str,
 def probe_video(path: str, backend: str = "auto", full: bool = False) -> str:
     """Open a video and decode its first, middle and last frame (all if `full`); returns the
     backend that read it, or raises DecodeError."""
+    return _probe(path, backend, full)[0]
+
+
+def _probe(path: str, backend: str, full: bool) -> tuple[str, list[str]]:
+    """`probe_video`, plus the video's `probe_warnings`."""
     with open_video(path, backend) as video:
         n = video.num_frames
         video.get(range(n) if full else sorted({0, n // 2, n - 1}))
-        return video.backend
+        return video.backend, probe_warnings(video)
 
 
 def check_videos(target: str | os.PathLike, *, layout: str = "", root: str = "",
@@ -445,10 +478,13 @@ def check_videos(target: str | os.PathLike, *, layout: str = "", root: str = "",
     backends: dict[str, int] = {}
     for split, record in tqdm(jobs, desc="checking videos", unit="video", disable=not progress):
         try:
-            used = probe_video(record.path, backend, full)
+            used, problems = _probe(record.path, backend, full)
         except DecodeError as err:
             manifest.add(split, err.path, err.backends, err.detail)
             continue
+        if problems:
+            manifest.warn(split, record.path, used, "; ".join(problems))
         backends[used] = backends.get(used, 0) + 1
     path = manifest.write(manifest_path)
-    return CheckResult(len(jobs), len(manifest.entries), path, backends)
+    return CheckResult(len(jobs), len(manifest.entries), path, backends,
+                       warned=len(manifest.warning_entries))

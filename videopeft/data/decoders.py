@@ -22,6 +22,11 @@ Traps handled here:
   files to PyAV.
 * decord loads its bundled FFmpeg and libvpx globally; PyAV is imported first so that PyAV keeps
   its own (otherwise VP9 encoding with PyAV fails in the same process).
+
+`probe_warnings(video)` names what is suspicious about a file that *did* decode (one frame only,
+an extension that disagrees with the container, fewer frames than the header states, no read
+permission for the owner). It costs an `os.stat` and the container header (`Video.header`), which
+the PyAV reader already holds and other backends get from one header-only PyAV open: no decoding.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ import importlib
 import logging
 import os
 import re
+import stat
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
@@ -40,8 +47,8 @@ try:  # PyAV before decord: decord loads its bundled FFmpeg and libvpx with RTLD
 except ImportError:
     pass
 
-__all__ = ["DecodeError", "Video", "open_video", "decode", "count_frames", "available_backends",
-           "AUTO_ORDER", "BACKENDS"]
+__all__ = ["DecodeError", "Video", "VideoHeader", "open_video", "decode", "count_frames",
+           "available_backends", "read_header", "probe_warnings", "AUTO_ORDER", "BACKENDS"]
 
 _log = logging.getLogger(__name__)
 
@@ -73,6 +80,47 @@ class DecodeError(RuntimeError):
 
     def __reduce__(self) -> tuple:  # keeps the two-argument constructor picklable
         return (type(self), (self.path, self.errors))
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    """What a file's container states about its first video stream, before any decoding."""
+
+    format: str  # FFmpeg's demuxer name: "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", "avi", ...
+    frames: int  # frame count stored in the header (0: none stored, as in WebM)
+    duration: float  # seconds, from the stream or else the container (0.0: unknown)
+    fps: float  # average frame rate (0.0: unknown)
+
+    @property
+    def expected_frames(self) -> int:
+        """Frames the header promises: its count, else duration x frame rate (0: unknown)."""
+        if self.frames > 0:
+            return self.frames
+        return int(round(self.duration * self.fps)) if self.duration > 0 and self.fps > 0 else 0
+
+
+def _header_of(container: Any, stream: Any) -> VideoHeader:
+    """A `VideoHeader` from an open PyAV container and its video stream (no decoding)."""
+    duration = 0.0
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000  # AV_TIME_BASE
+    rate = stream.average_rate or stream.guessed_rate
+    return VideoHeader(format=container.format.name, frames=max(int(stream.frames or 0), 0),
+                       duration=duration, fps=float(rate) if rate else 0.0)
+
+
+def read_header(path: str | os.PathLike) -> VideoHeader | None:
+    """The container header of a file through PyAV; None without PyAV or when it cannot."""
+    av = _module("pyav")
+    if av is None:
+        return None
+    try:
+        with av.open(os.fspath(path)) as container:
+            return _header_of(container, _video_stream(container))
+    except Exception:  # a header we cannot read only means fewer checks
+        return None
 
 
 # ----------------------------------------------------------------------------- backends
@@ -132,6 +180,10 @@ class _PyAVReader:
         av = _module("pyav")
         with av.open(path) as container:
             stream = _video_stream(container)
+            try:  # for probe_warnings, at no extra cost; never a reason to fail the file
+                self.header: VideoHeader | None = _header_of(container, stream)
+            except Exception:
+                self.header = None
             count = stream.frames
             if count <= 0:  # WebM/Matroska store no frame count: count the video packets
                 count = sum(1 for packet in container.demux(stream) if packet.size > 0)
@@ -242,6 +294,8 @@ class Video:
         self.path = os.fspath(path)
         self.errors: dict[str, str] = {}
         self.backend = ""
+        self._header: VideoHeader | None = None
+        self._header_read = False
         self._todo = _candidates(backend)
         self._reader: _Reader | None = None
         self._next_backend()
@@ -271,6 +325,14 @@ class Video:
         if self._reader is None:
             raise DecodeError(self.path, self.errors)
         return self._reader.num_frames
+
+    @property
+    def header(self) -> VideoHeader | None:
+        """The container header (the PyAV reader's, else one header-only PyAV open); cached."""
+        if not self._header_read:
+            self._header = getattr(self._reader, "header", None) or read_header(self.path)
+            self._header_read = True
+        return self._header
 
     def get(self, indices: Sequence[int] | torch.Tensor | np.ndarray) -> torch.Tensor:
         """Exactly the frames at `indices` (in order, repeats allowed) as uint8 (T, H, W, C)."""
@@ -306,6 +368,61 @@ class Video:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ----------------------------------------------------------------------------- warnings
+
+# extension -> the FFmpeg demuxer names (tokens of `VideoHeader.format`) that may hide behind it
+_EXTENSION_FORMATS = {".webm": {"matroska", "webm"}, ".mkv": {"matroska", "webm"},
+                      ".mp4": {"mov", "mp4"}, ".m4v": {"mov", "mp4"}, ".mov": {"mov", "mp4"},
+                      ".avi": {"avi"}}
+
+
+def _short_format(name: str) -> str:
+    """A demuxer name for messages: mp4 for "mov,mp4,m4a,3gp,3g2,mj2", matroska for
+    "matroska,webm", any other name unchanged."""
+    tokens = name.split(",")
+    return next((t for t in ("mp4", "matroska") if t in tokens), name)
+
+
+def _truncated_margin(expected: int) -> int:
+    """Missing frames tolerated before a file counts as truncated: rounding of duration x fps
+    and variable frame rates make the header's promise approximate."""
+    return max(2, expected // 10)
+
+
+def probe_warnings(video: Video) -> list[str]:
+    """What is suspicious about an opened video that decodes; [] for a healthy one.
+
+    Checks, cheapest first, without decoding: the owner has no read permission (readable only as
+    root); the extension disagrees with the container; the header promises clearly more frames
+    than the backend can read (truncated); else a single frame. Never raises.
+    """
+    problems: list[str] = []
+    try:
+        if not os.stat(video.path).st_mode & stat.S_IRUSR:
+            why = ("readable only because we run as root" if os.geteuid() == 0
+                   else "readable through its group or other bits")
+            problems.append(f"no read permission for its owner ({why})")
+    except (OSError, AttributeError):  # AttributeError: no geteuid (Windows)
+        pass
+    try:
+        num_frames = video.num_frames
+        header = video.header
+    except DecodeError:
+        return problems
+    if header is not None:
+        ext = os.path.splitext(video.path)[1].lower()
+        allowed = _EXTENSION_FORMATS.get(ext)
+        if allowed and allowed.isdisjoint(header.format.split(",")):
+            problems.append(f"extension {ext} but container is {_short_format(header.format)}")
+        expected = header.expected_frames
+        if expected and num_frames < expected - _truncated_margin(expected):
+            problems.append(f"truncated: header says {expected} frames, decoded {num_frames}")
+            return problems  # its single frame, if so, is the truncation's doing
+    if num_frames == 1:
+        problems.append("only 1 frame")
+    return problems
 
 
 def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:

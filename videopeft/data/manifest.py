@@ -1,4 +1,14 @@
-"""The run manifest: videos that failed to decode, with the backends tried and their errors.
+"""The run manifest: videos that failed to decode, and videos that decoded but look suspicious.
+
+Two kinds of record:
+
+* a *failure* (`add`): no backend could decode the video; training drew another one, evaluation
+  counted it in ``num_failed``. `entries`, `failed(split)` and the split keys of manifest.json
+  hold failures only.
+* a *warning* (`warn`): the video decoded and was used, but `probe_warnings` found something
+  wrong with the file (one frame only, extension vs container, truncated, no read permission
+  for its owner). `warning_entries` and `warned(split)` hold them. A failure of the same
+  (split, path) supersedes a warning, so every video has at most one record.
 
 DataLoader workers are separate processes and cannot change the parent's objects, so a Manifest
 is backed by a *spool directory*: `add()` appends one JSON line to `<spool>/<host>-<pid>.jsonl`
@@ -9,7 +19,15 @@ only holds the directory's name, so it pickles into workers under fork and spawn
 
 `Manifest()` spools into a private temporary directory, removed when the creating process drops
 the object; `Manifest(spool_dir)` uses (and keeps) a directory of your choice, e.g. inside a run's
-output folder. `write(path)` produces manifest.json: `{split: [{path, backend, error}, ...]}`.
+output folder. `write(path)` produces manifest.json (`to_dict()`):
+
+    {split: [{path, backend, error}, ...],                        # failures, as before
+     "warnings": [{split, path, backend, problem}, ...]}          # only when there are any
+
+`"warnings"` is one flat list (one record per file, sorted by path; a file warned in several
+splits is listed under the first) so that a merge that treats every top-level key as a split
+and keys rows by "path" (the engine's cross-rank `write_manifest`) keeps it intact. A clean run
+therefore still writes `{}`; "warnings" is a reserved name, never a split.
 """
 from __future__ import annotations
 
@@ -23,7 +41,9 @@ import threading
 import weakref
 from pathlib import Path
 
-__all__ = ["Manifest"]
+__all__ = ["Manifest", "WARNINGS_KEY"]
+
+WARNINGS_KEY = "warnings"  # manifest.json's key for the warning list (never a split name)
 
 _log = logging.getLogger(__name__)
 
@@ -35,7 +55,7 @@ def _remove_spool(spool: str, owner_pid: int) -> None:
 
 
 class Manifest:
-    """Failed videos per split, collected from any process through a spool directory."""
+    """Failed and suspicious videos per split, collected from any process through a spool."""
 
     def __init__(self, spool_dir: str | os.PathLike | None = None) -> None:
         if spool_dir is None:
@@ -55,7 +75,22 @@ class Manifest:
 
     def add(self, split: str, path: str, backend: str, error: str) -> None:
         """Record that `path` (in `split`) failed with `backend`; safe from any worker process."""
-        record = {"split": split, "path": str(path), "backend": backend, "error": str(error)}
+        self._append({"split": self._split(split), "path": str(path), "backend": backend,
+                      "error": str(error)})
+
+    def warn(self, split: str, path: str, backend: str, problem: str) -> None:
+        """Record that `path` (in `split`) decoded with `backend` but `problem` was found."""
+        self._append({"kind": "warning", "split": self._split(split), "path": str(path),
+                      "backend": backend, "problem": str(problem)})
+
+    @staticmethod
+    def _split(split: str) -> str:
+        if split == WARNINGS_KEY:
+            raise ValueError(f"{WARNINGS_KEY!r} is reserved in the manifest; not a split name")
+        return split
+
+    def _append(self, record: dict) -> None:
+        """One JSON line into this process's spool file, in a single `write`."""
         line = (json.dumps(record) + "\n").encode()
         target = os.path.join(self.spool_dir, f"{socket.gethostname()}-{os.getpid()}.jsonl")
         with self._lock:
@@ -65,36 +100,69 @@ class Manifest:
             finally:
                 os.close(fd)
 
-    @property
-    def entries(self) -> list[dict]:
-        """Every recorded failure, one per (split, path), sorted by split then path."""
-        seen: dict[tuple[str, str], dict] = {}
+    def _records(self) -> tuple[dict[tuple[str, str], dict], dict[tuple[str, str], dict]]:
+        """(failures, warnings) from every spool file, the first record per (split, path)."""
+        failures: dict[tuple[str, str], dict] = {}
+        warnings: dict[tuple[str, str], dict] = {}
         for spool_file in sorted(Path(self.spool_dir).glob("*.jsonl")):
             for line in spool_file.read_text().splitlines():
                 if not line.strip():
                     continue
                 record = json.loads(line)
-                seen.setdefault((record["split"], record["path"]), record)
-        return [seen[key] for key in sorted(seen)]
+                kind = record.pop("kind", "failure")
+                target = warnings if kind == "warning" else failures
+                target.setdefault((record["split"], record["path"]), record)
+        return failures, warnings
+
+    @property
+    def entries(self) -> list[dict]:
+        """Every recorded failure, one per (split, path), sorted by split then path."""
+        failures, _ = self._records()
+        return [failures[key] for key in sorted(failures)]
+
+    @property
+    def warning_entries(self) -> list[dict]:
+        """Every warning {split, path, backend, problem} of a video that did not also fail, one
+        per (split, path), sorted by split then path."""
+        failures, warnings = self._records()
+        return [warnings[key] for key in sorted(warnings) if key not in failures]
 
     def failed(self, split: str) -> list[str]:
         """Paths of the videos of `split` that failed, sorted."""
         return [e["path"] for e in self.entries if e["split"] == split]
 
+    def warned(self, split: str) -> list[str]:
+        """Paths of the videos of `split` that decoded with a warning (and never failed), sorted."""
+        return [e["path"] for e in self.warning_entries if e["split"] == split]
+
     def to_dict(self) -> dict[str, list[dict]]:
-        """The manifest.json content: {split: [{path, backend, error}]}."""
+        """The manifest.json content: {split: [{path, backend, error}], "warnings": [{split, path,
+        backend, problem}]}, the "warnings" key only when there are any (see the module doc)."""
+        failures, warnings = self._records()
         out: dict[str, list[dict]] = {}
-        for e in self.entries:
+        for key in sorted(failures):
+            e = failures[key]
             out.setdefault(e["split"], []).append(
                 {"path": e["path"], "backend": e["backend"], "error": e["error"]})
+        by_path: dict[str, dict] = {}
+        for key in sorted(warnings):
+            if key not in failures:
+                by_path.setdefault(key[1], warnings[key])
+        if by_path:
+            out[WARNINGS_KEY] = [{"split": w["split"], "path": w["path"], "backend": w["backend"],
+                                  "problem": w["problem"]} for _, w in sorted(by_path.items())]
         return out
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write manifest.json atomically (temp file, then rename); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        content = self.to_dict()
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.write_text(json.dumps(content, indent=2) + "\n")
         os.replace(tmp, path)
-        _log.info("manifest: %d failed video(s) written to %s", len(self.entries), path)
+        warned = len(content.get(WARNINGS_KEY, []))
+        failed = sum(len(rows) for key, rows in content.items() if key != WARNINGS_KEY)
+        _log.info("manifest: %d failed and %d suspicious video(s) written to %s", failed, warned,
+                  path)
         return path

@@ -22,10 +22,13 @@ frames. Frames are drawn with numpy masks (no OpenCV) and encoded with PyAV:
                                                      classes.txt
 
 `bad_zoo=True` adds, to both splits, files that exercise the failure paths; `bad_zoo.json` lists
-each with the outcome expected from the decoders ("fail" or "decode"). Truncating a WebM keeps a
-decodable prefix (the Matroska clusters before the cut), whereas MP4 (index at the end) and AVI
-lose the whole file. The file without read permission is readable when running as root (chmod
-does not restrict root), so it is expected to decode then.
+each with the run-manifest record expected with backend "auto": `expect` is "fail" (no backend
+decodes it: a manifest failure) or "warn" (it decodes, and `probe_warnings` reports a problem
+starting with `warning`: a manifest warning); `fails_with` names single backends known to fail a
+"warn" file (decord 0.6 cannot read one-frame WebM). Truncating a WebM keeps a decodable prefix
+(the Matroska clusters before the cut, fewer frames than its header's duration), whereas MP4
+(index at the end) and AVI lose the whole file. The file without read permission is readable
+when running as root (chmod does not restrict root): a warning then, a failure otherwise.
 """
 from __future__ import annotations
 
@@ -356,7 +359,7 @@ class SyntheticDataset:
     annotation: str
     class_names: list[str]
     videos: list[SyntheticVideo]
-    zoo: list[dict] = field(default_factory=list)  # {kind, split, path, expect, why}
+    zoo: list[dict] = field(default_factory=list)  # see _write_zoo; expect: "fail" | "warn"
 
 
 @dataclass
@@ -469,7 +472,8 @@ _ANNOTATION_WRITERS = {"ssv2": _write_ssv2, "hmdb51": _write_hmdb51, "kinetics":
 
 def _write_zoo(layout: str, root: Path, classes: list[MotionClass],
                seed: int) -> tuple[list[_Item], list[dict]]:
-    """Write the bad-video files (class 0) for both splits; returns their items and the zoo list."""
+    """Write the bad-video files (class 0) for both splits; returns their items and the zoo list
+    of {kind, split, path, expect, why, warning, fails_with}."""
     rng = np.random.default_rng(seed + 7919)
     container = LAYOUT_CONTAINERS[layout]
     other = "mp4" if container != "mp4" else "webm"
@@ -483,45 +487,50 @@ def _write_zoo(layout: str, root: Path, classes: list[MotionClass],
             item = _new_item(layout, classes, 0, split, stem, rng)
             path = root / item.rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            expect, why = _make_zoo_file(kind, path, good, container, other, rng)
+            expect, why, warning = _make_zoo_file(kind, path, good, container, other, rng)
+            fails_with = ["decord"] if kind == "one_frame" and container == "webm" else []
             items.append(item)
             zoo.append({"kind": kind, "split": split, "path": str(path), "expect": expect,
-                        "why": why})
+                        "why": why, "warning": warning, "fails_with": fails_with})
     return items, zoo
 
 
 def _make_zoo_file(kind: str, path: Path, good: np.ndarray, container: str, other: str,
-                   rng: np.random.Generator) -> tuple[str, str]:
-    """Write one bad-zoo file; returns (expected outcome, reason)."""
+                   rng: np.random.Generator) -> tuple[str, str, str]:
+    """Write one bad-zoo file; returns (expected outcome, reason, start of the expected warning)."""
     if kind == "zero_byte":
         path.write_bytes(b"")
-        return "fail", "empty file"
+        return "fail", "empty file", ""
     if kind == "truncated":
         write_video(path, good, 12, container)
         data = path.read_bytes()
         path.write_bytes(data[:len(data) // 2])
         if container == "webm":
-            return "decode", "WebM cut in half: the clusters before the cut still decode"
-        return "fail", f"{container} cut in half: its index is lost"
+            return ("warn", "WebM cut in half: the clusters before the cut still decode",
+                    f"truncated: header says {len(good)} frames")
+        return "fail", f"{container} cut in half: its index is lost", ""
     if kind == "garbage":
         path.write_bytes(rng.bytes(4096))
-        return "fail", "random bytes"
+        return "fail", "random bytes", ""
     if kind == "missing":
-        return "fail", "listed in the annotation, absent on disk"
+        return "fail", "listed in the annotation, absent on disk", ""
     if kind == "one_frame":
         write_video(path, good[:1], 12, container)
-        return "decode", "a valid one-frame video (samplers repeat it)"
+        return "warn", "a valid one-frame video (samplers repeat it)", "only 1 frame"
     if kind == "audio_only":
         _write_audio_only(path, container)
-        return "fail", "audio stream only, no video stream"
+        return "fail", "audio stream only, no video stream", ""
     if kind == "wrong_extension":
         write_video(path, good, 12, other)
-        return "decode", f"{other} content under a .{container} name (decoders probe content)"
+        inside = "matroska" if other == "webm" else other
+        return ("warn", f"{other} content under a .{container} name (decoders probe content)",
+                f"extension .{container} but container is {inside}")
     write_video(path, good, 12, container)  # no_permission
     os.chmod(path, 0)
     if os.geteuid() == 0:
-        return "decode", "chmod 000, but root ignores file permissions"
-    return "fail", "chmod 000: not readable"
+        return ("warn", "chmod 000, but root ignores file permissions",
+                "no read permission for its owner")
+    return "fail", "chmod 000: not readable", ""
 
 
 def write_synthetic(out: str | os.PathLike, layout: str, *, videos: int = 200, seed: int = 0,

@@ -317,7 +317,7 @@ def _method_of(model: nn.Module, fallback: dict) -> dict:
 
 
 def write_manifest(manifest: Any, path: Path) -> None:
-    """Merge every rank's failed-video records and write manifest.json on the main rank."""
+    """Merge every rank's failed-video records (and the "warnings" list of suspicious videos) and write manifest.json on the main rank."""
     merged: dict[str, dict[str, dict]] = {}
     for part in dist.gather_objects(manifest.to_dict()):
         for split, rows in part.items():
