@@ -10,7 +10,9 @@ import pytest
 
 from videopeft.config import ConfigError, RunConfig, load_config, save_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*/*.yaml"))
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(p for p in CONFIG_DIR.glob("*/*.yaml") if p.parent.name != "demo")
+DEMO_CONFIGS = sorted((CONFIG_DIR / "demo").glob("*.yaml"))
 
 
 def write(tmp_path: Path, text: str, name: str = "run.yaml") -> Path:
@@ -122,3 +124,13 @@ def test_a_method_name_on_the_command_line_replaces_the_files_method(tmp_path):
     assert cfg.method == {"name": "adaptmlp", "bottleneck": 8}
     same = load_config(path, ["method.rank=2"], check_paths=False)
     assert same.method == {"name": "lora", "rank": 2}
+
+
+@pytest.mark.parametrize("path", DEMO_CONFIGS, ids=lambda p: p.name)
+def test_demo_configs_load_and_their_base_sections_are_valid_run_configs(path):
+    from videopeft.engine.demo import DemoConfig, load_demo_config
+
+    demo, base = load_demo_config(path)
+    assert isinstance(demo, DemoConfig)
+    assert isinstance(load_config(None, base, check_paths=False), RunConfig)
+    assert path.read_text().splitlines()[2].startswith("# Run: ") or "# Run: " in path.read_text()
