@@ -284,6 +284,31 @@ def test_each_video_is_probed_once_per_process_from_its_header(synthetic_sets, m
     assert dataset.manifest.warned("train") == [one_frame]
 
 
+def test_decoded_video_cache_gives_the_same_clips_and_decodes_each_video_once(synthetic_sets,
+                                                                              monkeypatch):
+    """data.cache_mb keeps decoded videos in memory: the same seed gives the same clip as without
+    the cache, a second draw opens no file, and the cache stops growing at its budget."""
+    info = synthetic_sets["list"]
+    plain, cached = _train_dataset(info, "auto"), _train_dataset(info, "auto", cache_mb=64)
+    good = [i for i, r in enumerate(plain.records) if r.path not in _zoo(info, "train")][:4]
+    opened = []
+    real = datasets_module.open_video
+    monkeypatch.setattr(datasets_module, "open_video",
+                        lambda path, backend: opened.append(path) or real(path, backend))
+    for draw in range(2):
+        for i in good:
+            torch.manual_seed(100 * draw + i)
+            want = plain[i][0]
+            torch.manual_seed(100 * draw + i)
+            assert torch.equal(cached[i][0], want)
+    assert len(opened) == 2 * len(good) + len(good)  # plain: every draw; cached: the first only
+    tiny = _train_dataset(info, "auto", cache_mb=1)
+    tiny.cfg.cache_mb = 1e-6  # smaller than any video: nothing is kept, clips still come
+    assert tiny[good[0]][0].shape == want.shape and tiny._cache_bytes == 0
+    with pytest.raises(ConfigError, match=r"cache_mb: expected 0 \(off\) or a positive number"):
+        DataConfig(cache_mb=-1)
+
+
 def test_train_path_gives_up_after_max_retries(synthetic_sets):
     info = synthetic_sets["list"]
     bad = [r for r in read_annotations("list", info.root, info.annotation, "train")[0]

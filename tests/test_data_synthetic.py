@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from data_fixtures import LAYOUTS, synthetic_sets  # noqa: F401  (synthetic_sets is a fixture)
 from videopeft.data import count_frames
-from videopeft.data.synthetic import CLASSES, render, sample_specs, write_synthetic
+from videopeft.data.synthetic import (CLASSES, STRIPE_CLASSES, render, sample_specs,
+                                      write_synthetic)
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 10
@@ -167,3 +168,55 @@ def test_make_synthetic_cli_writes_a_layout(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"data.root={tmp_path / 'h' / 'videos'}" in proc.stdout
     assert (tmp_path / "h" / "annotations" / "c00_move_right_test_split1.txt").is_file()
+
+
+# ----------------------------------------------------------------------------- stripes
+
+
+def _frame_orientations(frames: np.ndarray) -> np.ndarray:
+    """Each frame's stripe orientation (0-3, wave angle in 45-degree steps), from the peak of its
+    power spectrum: an estimate independent of the renderer's code."""
+    grey = frames.astype(np.float64).mean(-1)
+    grey -= grey.mean((1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    fy = np.fft.fftfreq(grey.shape[1])[:, None] * np.ones(grey.shape[1:])
+    fx = np.fft.fftfreq(grey.shape[2])[None, :] * np.ones(grey.shape[1:])
+    peak = power.reshape(len(grey), -1).argmax(1)
+    angle = np.arctan2(fy.ravel()[peak], fx.ravel()[peak]) % np.pi
+    return np.round(angle / (np.pi / 4)).astype(int) % 4
+
+
+def test_stripes_class_is_the_orientation_that_dominates_over_time():
+    """About 5/8 of the frames show the class's orientation; a vote over all frames recovers the
+    class of nearly every video, while one frame alone is right only about 5/8 of the time and
+    the time-averaged frame (random phase washes the stripes out) is near chance."""
+    specs = sample_specs(120, 4, seed=1, size=32, frames_range=(16, 24), benchmark="stripes")
+    videos = [render(s) for s in specs]
+    labels = np.array([s.label for s in specs])
+    per_frame = [_frame_orientations(v) for v in videos]
+    share = np.mean(np.concatenate([o == y for o, y in zip(per_frame, labels)]))
+    assert 0.55 < share < 0.70, f"frames showing the class orientation: {share:.1%}"
+    vote = np.mean([np.bincount(o, minlength=4).argmax() == y for o, y in zip(per_frame, labels)])
+    assert vote > 0.9, f"majority vote over frames: {vote:.1%}"
+    first = np.mean([o[0] == y for o, y in zip(per_frame, labels)])
+    assert first < 0.75, f"first frame alone: {first:.1%}"
+    mean_frame = [_small(v).mean(0).ravel() for v in videos]
+    x = np.stack(mean_frame)
+    train = np.arange(len(x)) % 3 != 0
+    x = (x - x[train].mean(0)) / (x[train].std(0) + 1e-8)
+    centroids = np.stack([x[train & (labels == c)].mean(0) for c in range(4)])
+    pred = ((x[~train, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert np.mean(pred == labels[~train]) < 0.25 + 0.15
+
+
+def test_stripes_benchmark_writes_its_own_classes_and_checks_its_class_count(tmp_path):
+    info = write_synthetic(tmp_path, "ssv2", videos=8, num_classes=4, size=32,
+                           frames_range=(4, 5), progress=False, benchmark="stripes")
+    assert info.class_names == [c.template for c in STRIPE_CLASSES]
+    entry = json.loads((tmp_path / "annotations/something-something-v2-train.json")
+                       .read_text())[0]
+    assert entry["label"] == entry["template"] and entry["placeholders"] == []
+    with pytest.raises(ValueError, match=r"num_classes must be in \[2, 4\] for the stripes "):
+        sample_specs(4, num_classes=5, benchmark="stripes")
+    with pytest.raises(ValueError, match="benchmark must be one of"):
+        sample_specs(4, num_classes=2, benchmark="stripe")

@@ -109,6 +109,12 @@ def test_scale_multiplies_the_videos_and_bad_demo_keys_stop_early():
     assert DemoConfig().num_videos == 400
     with pytest.raises(ConfigError, match="demo.scael: unknown key"):
         load_demo_config(SMOKE, ["demo.scael=4"])
+    with pytest.raises(ConfigError, match="demo.benchmark: expected one of"):
+        DemoConfig(benchmark="stripe")
+    with pytest.raises(ConfigError, match="demo.num_classes: the stripes benchmark has 4 classes, "
+                                          "got 10"):
+        DemoConfig(num_classes=10)
+    assert DemoConfig(benchmark="motion", num_classes=10).num_classes == 10
 
 
 def test_the_report_warns_when_nothing_beats_chance():

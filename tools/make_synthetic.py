@@ -1,7 +1,8 @@
-"""Write the synthetic motion benchmark as real encoded videos in a dataset's on-disk layout.
+"""Write a synthetic benchmark (motion or stripes) as real encoded videos in a dataset's on-disk layout.
 
     python tools/make_synthetic.py --layout {ssv2,hmdb51,kinetics,list} --out DIR
-                                   [--videos N --seed S --size PX --frames-range MIN MAX --bad-zoo]
+                                   [--benchmark {motion,stripes} --videos N --seed S --size PX
+                                    --frames-range MIN MAX --bad-zoo]
 """
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
-from videopeft.data.synthetic import LAYOUT_CONTAINERS, write_synthetic  # noqa: E402
+from videopeft.data.synthetic import BENCHMARKS, LAYOUT_CONTAINERS, write_synthetic  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", choices=sorted(LAYOUT_CONTAINERS), required=True)
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="motion",
+                        help="motion: object motions; stripes: the orientation that dominates "
+                             "over time")
     parser.add_argument("--videos", type=int, default=200, help="number of good videos")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-classes", type=int, default=10)
@@ -30,7 +34,7 @@ def main() -> None:
     info = write_synthetic(args.out, args.layout, videos=args.videos, seed=args.seed,
                            num_classes=args.num_classes, size=args.size,
                            frames_range=tuple(args.frames_range), bad_zoo=args.bad_zoo,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, benchmark=args.benchmark)
     print(f"wrote {len(info.videos)} {args.layout} videos ({len(info.zoo)} bad-zoo files)")
     print(f"data.layout={info.layout} data.root={info.root} data.annotation={info.annotation}")
 

@@ -49,6 +49,7 @@ class DataConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     max_retries: int = 10  # train: other clips drawn after a decode failure before giving up
+    cache_mb: int = 0  # train: keep decoded videos in memory, up to this many MiB per process
 
     def __post_init__(self) -> None:
         _check_choice("layout", self.layout, ("ssv2", "hmdb51", "kinetics", "list"))
@@ -58,6 +59,9 @@ class DataConfig:
         _check_positive("num_frames", self.num_frames)
         _check_positive("img_size", self.img_size)
         _check_positive("stride", self.stride)
+        if self.cache_mb < 0:
+            raise ConfigError(f"cache_mb: expected 0 (off) or a positive number of MiB, "
+                              f"got {self.cache_mb!r}")
 
 
 @dataclass

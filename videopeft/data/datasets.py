@@ -293,17 +293,29 @@ class TrainClipDataset(Dataset):
         self.transform = transform or build_train_transform(cfg)
         self._bad: set[int] = set()  # per process: videos already known to fail
         self._probed: set[int] = set()  # per process: videos already checked for warnings
+        self._cache: dict[int, torch.Tensor] = {}  # per process: decoded videos (data.cache_mb)
+        self._cache_bytes = 0
 
     def __len__(self) -> int:
         return len(self.records)
 
     def load(self, index: int) -> torch.Tensor:
         """Decode one random clip of video `index` and augment it (DecodeError if unreadable)."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            return self.transform(cached[clip_indices(self.cfg, len(cached), train=True)])
         with open_video(self.records[index].path, self.cfg.backend) as video:
-            frames = video.get(clip_indices(self.cfg, video.num_frames, train=True))
+            if self.cfg.cache_mb > 0:  # decode every frame once; later clips are cut from memory
+                cached = video.get(range(video.num_frames))
+                frames = cached[clip_indices(self.cfg, len(cached), train=True)]
+            else:
+                frames = video.get(clip_indices(self.cfg, video.num_frames, train=True))
             if index not in self._probed:
                 self._probed.add(index)
                 _note_warnings(self.manifest, self.split, video)
+        if cached is not None and self._cache_bytes + cached.nbytes <= self.cfg.cache_mb * 2**20:
+            self._cache[index] = cached  # full: later videos are decoded each time, as without
+            self._cache_bytes += cached.nbytes
         return self.transform(frames)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:

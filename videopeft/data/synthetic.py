@@ -1,13 +1,25 @@
-"""A procedurally generated motion benchmark, written as real encoded files in a dataset layout.
+"""Procedurally generated video benchmarks, written as real encoded files in a dataset layout.
 
-Each class is a *motion* of one main object — left vs right, up vs down, clockwise vs
+Two benchmarks share the writers (`benchmark=`):
+
+- ``"stripes"``, a temporal-evidence benchmark: every frame is a full-frame sinusoidal grating
+  at one of four orientations, with a random period, phase, colour pair and sensor noise. In each
+  frame the class's orientation is shown with probability `STRIPE_EVIDENCE`; otherwise one of the
+  four orientations is drawn at random (so the class's own shows in 5/8 of the frames). The class is the orientation that dominates over time, so
+  no single frame decides it and more input frames help. Each frame is a texture that every token
+  sees, so a small ViT needs no spatial layout to read it. A single-frame cue must still be built
+  from pixels, non-linearly: the phase is random, so a pixel's mean is the same for every class.
+  The demo uses this benchmark.
+- ``"motion"`` (the default): each class is a *motion* of one main object — left vs right, up vs down, clockwise vs
 counterclockwise, approaching vs receding, appearing vs disappearing, fast vs slow, shaking vs
 still — so the classes come in pairs whose single frames look alike: every class draws the
 object's position, orientation, scale and opacity from the same ranges that its partner's motion
 sweeps through, and only the order of the frames tells them apart. Nuisances keep it from being
 trivial: 0-3 smaller distractor objects on their own straight paths, solid / gradient / textured
 backgrounds, optional per-frame sensor noise, random colours, shapes, sizes, speeds, and an action
-that starts late or ends early, so more input frames help.
+that starts late or ends early, so more input frames help. Every class is a question about
+where the object is over time. Tiny ViTs trained for a few hundred steps do not learn that; see
+docs/demo/FINDINGS.md.
 
 Everything is drawn from numpy Generators seeded from `seed`: the same arguments write the same
 frames. Frames are drawn with numpy masks (no OpenCV) and encoded with PyAV:
@@ -44,7 +56,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["MotionClass", "CLASSES", "VideoSpec", "SyntheticVideo", "SyntheticDataset",
+__all__ = ["MotionClass", "CLASSES", "STRIPE_CLASSES", "BENCHMARKS", "STRIPE_EVIDENCE",
+           "benchmark_classes", "VideoSpec", "SyntheticVideo", "SyntheticDataset",
            "sample_specs", "render", "write_video", "write_synthetic", "LAYOUT_CONTAINERS"]
 
 _log = logging.getLogger(__name__)
@@ -52,7 +65,8 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MotionClass:
-    """One class: its SSv2-style template, a folder-safe name, and the motion the renderer draws."""
+    """One class: its SSv2-style template, a folder-safe name, and what the renderer draws (a
+    motion, or for stripes the orientation's index as a string)."""
 
     template: str
     name: str
@@ -75,6 +89,25 @@ CLASSES: tuple[MotionClass, ...] = (
     MotionClass("Shaking [something]", "shake", "shake"),
     MotionClass("Holding [something] still", "hold_still", "still"),
 )
+
+# The orientation index k is the angle k * 45 degrees of the wave vector. Image y points down, so
+# index 1 (wave along x + y) gives stripes that rise to the right.
+STRIPE_CLASSES: tuple[MotionClass, ...] = (
+    MotionClass("Showing mostly vertical stripes", "stripes_vertical", "0"),
+    MotionClass("Showing mostly rising diagonal stripes", "stripes_rising", "1"),
+    MotionClass("Showing mostly horizontal stripes", "stripes_horizontal", "2"),
+    MotionClass("Showing mostly falling diagonal stripes", "stripes_falling", "3"),
+)
+BENCHMARKS = {"motion": CLASSES, "stripes": STRIPE_CLASSES}
+STRIPE_EVIDENCE = 0.5  # P(a frame shows its class's orientation); otherwise any of the four
+
+
+def benchmark_classes(benchmark: str) -> tuple[MotionClass, ...]:
+    """The classes of a benchmark by name ("motion" or "stripes")."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {list(BENCHMARKS)}, got {benchmark!r}")
+    return BENCHMARKS[benchmark]
+
 
 # container -> (PyAV format, video codec, codec options, audio codec for the audio-only file)
 _CODECS = {
@@ -106,6 +139,7 @@ class VideoSpec:
     height: int
     width: int
     seed: int
+    benchmark: str = "motion"
 
 
 def _even(x: float) -> int:
@@ -113,10 +147,13 @@ def _even(x: float) -> int:
 
 
 def sample_specs(num_videos: int, num_classes: int = 10, *, seed: int = 0, size: int = 48,
-                 frames_range: tuple[int, int] = (8, 40)) -> list[VideoSpec]:
+                 frames_range: tuple[int, int] = (8, 40),
+                 benchmark: str = "motion") -> list[VideoSpec]:
     """Balanced class labels (video i has class i % num_classes) with random lengths and sizes."""
-    if not 2 <= num_classes <= len(CLASSES):
-        raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
+    classes = benchmark_classes(benchmark)
+    if not 2 <= num_classes <= len(classes):
+        raise ValueError(f"num_classes must be in [2, {len(classes)}] for the {benchmark} "
+                         f"benchmark, got {num_classes}")
     if num_videos < 1:
         raise ValueError(f"num_videos must be >= 1, got {num_videos}")
     if not 1 <= frames_range[0] <= frames_range[1]:
@@ -133,7 +170,7 @@ def sample_specs(num_videos: int, num_classes: int = 10, *, seed: int = 0, size:
         specs.append(VideoSpec(label=i % num_classes,
                                num_frames=int(rng.integers(frames_range[0], frames_range[1] + 1)),
                                fps=int(_FPS[rng.integers(len(_FPS))]), height=height, width=width,
-                               seed=int(rng.integers(2**31))))
+                               seed=int(rng.integers(2**31)), benchmark=benchmark))
     return specs
 
 
@@ -273,8 +310,31 @@ def _paint(frame: np.ndarray, obj: _Object, p: float, xx: np.ndarray, yy: np.nda
         frame[mask] = frame[mask] * (1 - alpha) + obj.color * alpha
 
 
+def _render_stripes(spec: VideoSpec) -> np.ndarray:
+    """Gratings whose orientation is the class's in a `STRIPE_EVIDENCE` share of frames."""
+    rng = np.random.default_rng(spec.seed)
+    h, w = spec.height, spec.width
+    dark = rng.uniform(0, 255, 3)
+    light = _contrasting_color(rng, np.broadcast_to(dark, (1, 1, 3)))
+    noise = rng.choice([3.0, 6.0])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    orientations = len(STRIPE_CLASSES)
+    frames = np.empty((spec.num_frames, h, w, 3), np.uint8)
+    for t in range(spec.num_frames):
+        shown = spec.label if rng.random() < STRIPE_EVIDENCE else int(rng.integers(orientations))
+        angle = shown * math.pi / orientations + rng.uniform(-0.15, 0.15)
+        period = rng.uniform(5.0, 9.0) * h / 32  # 5-9 px once the frame is resized to 32 px
+        wave = (xx * math.cos(angle) + yy * math.sin(angle)) * (2 * math.pi / period)
+        level = 0.5 + 0.5 * np.sin(wave + rng.uniform(0, 2 * math.pi))
+        frame = dark + (light - dark) * level[..., None] + rng.normal(0.0, noise, (h, w, 3))
+        frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
+    return frames
+
+
 def render(spec: VideoSpec) -> np.ndarray:
     """The frames of one video as uint8 (T, H, W, 3), a pure function of the spec."""
+    if spec.benchmark == "stripes":
+        return _render_stripes(spec)
     rng = np.random.default_rng(spec.seed)
     h, w = spec.height, spec.width
     background = _background(rng, h, w)
@@ -379,10 +439,11 @@ def _class_names(layout: str, classes: list[MotionClass]) -> list[str]:
     return [c.name for c in classes]
 
 
-def _ordered_classes(layout: str, num_classes: int) -> list[MotionClass]:
-    """The first num_classes classes; for hmdb51/kinetics, whose readers index classes by sorted
-    name, the names get a c00_ prefix so sorted order is class order."""
-    chosen = list(CLASSES[:num_classes])
+def _ordered_classes(layout: str, num_classes: int,
+                     benchmark: str = "motion") -> list[MotionClass]:
+    """The benchmark's first num_classes classes; for hmdb51/kinetics, whose readers index classes
+    by sorted name, the names get a c00_ prefix so sorted order is class order."""
+    chosen = list(benchmark_classes(benchmark)[:num_classes])
     if layout in ("hmdb51", "kinetics"):
         chosen = [MotionClass(c.template, f"c{i:02d}_{c.name}", c.motion)
                   for i, c in enumerate(chosen)]
@@ -427,7 +488,8 @@ def _write_ssv2(ann: Path, classes: list[MotionClass], items: list[_Item],
             template = classes[item.label].template
             entries.append({"id": item.fields["id"],
                             "label": template.replace("[something]", thing),
-                            "template": template, "placeholders": [thing]})
+                            "template": template,
+                            "placeholders": [thing] if "[something]" in template else []})
         (ann / f"something-something-v2-{name}.json").write_text(json.dumps(entries, indent=1))
 
 
@@ -535,8 +597,10 @@ def _make_zoo_file(kind: str, path: Path, good: np.ndarray, container: str, othe
 
 def write_synthetic(out: str | os.PathLike, layout: str, *, videos: int = 200, seed: int = 0,
                     num_classes: int = 10, size: int = 48, frames_range: tuple[int, int] = (8, 40),
-                    bad_zoo: bool = False, progress: bool = True) -> SyntheticDataset:
-    """Render and encode the motion benchmark in `layout` under `out`; returns what was written.
+                    bad_zoo: bool = False, progress: bool = True,
+                    benchmark: str = "motion") -> SyntheticDataset:
+    """Render and encode a benchmark ("motion" or "stripes") in `layout` under `out`; returns what
+    was written.
 
     Video i has class i % num_classes; within a class every 3rd of 10 videos (the 2nd first) goes
     to val, the rest to train, so both splits hold every class once videos >= 2 * num_classes.
@@ -547,8 +611,9 @@ def write_synthetic(out: str | os.PathLike, layout: str, *, videos: int = 200, s
     root, ann = out / "videos", out / "annotations"
     root.mkdir(parents=True, exist_ok=True)
     ann.mkdir(parents=True, exist_ok=True)
-    classes = _ordered_classes(layout, num_classes)
-    specs = sample_specs(videos, num_classes, seed=seed, size=size, frames_range=frames_range)
+    classes = _ordered_classes(layout, num_classes, benchmark)
+    specs = sample_specs(videos, num_classes, seed=seed, size=size, frames_range=frames_range,
+                         benchmark=benchmark)
     rng = np.random.default_rng(seed + 1)
     items, written = [], []
     for i, spec in enumerate(tqdm(specs, desc=f"writing {layout}", unit="video",

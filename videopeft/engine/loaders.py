@@ -64,12 +64,15 @@ def _generator(seed: int) -> torch.Generator:
 def build_train_loader(dataset: Dataset, *, batch_size: int, accum_steps: int, workers: int,
                        seed: int, rank: int, world_size: int, pin_memory: bool = False,
                        collate_fn: Callable | None = None) -> tuple[DataLoader, ResumableSampler]:
-    """A loader of per-rank micro-batches in the resumable, seeded order, and its sampler."""
+    """A loader of per-rank micro-batches in the resumable, seeded order, and its sampler.
+
+    Workers persist across epochs: the sampler runs in the main process, so the order and every
+    clip's seed are unchanged, and short epochs do not pay a worker start-up each time."""
     sampler = ResumableSampler(len(dataset), batch_size=batch_size, accum_steps=accum_steps,
                                rank=rank, world_size=world_size, seed=seed)
     loader = DataLoader(SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
                         num_workers=workers, pin_memory=pin_memory, drop_last=True,
-                        persistent_workers=False, generator=_generator(seed),
+                        persistent_workers=workers > 0, generator=_generator(seed),
                         collate_fn=collate_fn)
     return loader, sampler
 
