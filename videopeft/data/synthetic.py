@@ -5,21 +5,21 @@ Two benchmarks share the writers (`benchmark=`):
 - ``"stripes"``, a temporal-evidence benchmark: every frame is a full-frame sinusoidal grating
   at one of four orientations, with a random period, phase, colour pair and sensor noise. In each
   frame the class's orientation is shown with probability `STRIPE_EVIDENCE`; otherwise one of the
-  four orientations is drawn at random (so the class's own shows in 5/8 of the frames). The class is the orientation that dominates over time, so
-  no single frame decides it and more input frames help. Each frame is a texture that every token
-  sees, so a small ViT needs no spatial layout to read it. A single-frame cue must still be built
-  from pixels, non-linearly: the phase is random, so a pixel's mean is the same for every class.
-  The demo uses this benchmark.
-- ``"motion"`` (the default): each class is a *motion* of one main object — left vs right, up vs down, clockwise vs
-counterclockwise, approaching vs receding, appearing vs disappearing, fast vs slow, shaking vs
-still — so the classes come in pairs whose single frames look alike: every class draws the
-object's position, orientation, scale and opacity from the same ranges that its partner's motion
-sweeps through, and only the order of the frames tells them apart. Nuisances keep it from being
-trivial: 0-3 smaller distractor objects on their own straight paths, solid / gradient / textured
-backgrounds, optional per-frame sensor noise, random colours, shapes, sizes, speeds, and an action
-that starts late or ends early, so more input frames help. Every class is a question about
-where the object is over time. Tiny ViTs trained for a few hundred steps do not learn that; see
-docs/demo/FINDINGS.md.
+  four orientations is drawn at random (so the class's own shows in 5/8 of the frames). The class
+  is the orientation that dominates over time, so no single frame decides it and more input
+  frames help. Each frame is a texture that every token sees, so a small ViT needs no spatial
+  layout to read it. A single-frame cue must still be built from pixels, non-linearly: the phase
+  is random, so a pixel's mean is the same for every class. The demo uses this benchmark.
+- ``"motion"`` (the default): each class is a *motion* of one main object — left vs right, up vs
+  down, clockwise vs counterclockwise, approaching vs receding, appearing vs disappearing, fast vs
+  slow, shaking vs still — so the classes come in pairs whose single frames look alike: every
+  class draws the object's position, orientation, scale and opacity from the same ranges that its
+  partner's motion sweeps through, and only the order of the frames tells them apart. Nuisances
+  keep it from being trivial: 0-3 smaller distractor objects on their own straight paths, solid /
+  gradient / textured backgrounds, optional per-frame sensor noise, random colours, shapes, sizes,
+  speeds, and an action that starts late or ends early, so more input frames help. Every class is
+  a question about where the object is over time; tiny ViTs trained for a few hundred steps do not
+  learn that (docs/demo/FINDINGS.md).
 
 Everything is drawn from numpy Generators seeded from `seed`: the same arguments write the same
 frames. Frames are drawn with numpy masks (no OpenCV) and encoded with PyAV:

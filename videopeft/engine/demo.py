@@ -323,6 +323,12 @@ def _machine() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}, {platform.system()}")
 
 
+def _shown_path(path: str | os.PathLike) -> str:
+    """`path` relative to the working directory when it lies inside it (as a user would type it)."""
+    relative = os.path.relpath(path)
+    return os.fspath(path) if relative.startswith("..") else relative
+
+
 def write_report(demo: DemoConfig, cfg_path: str | os.PathLike, out: Path, frames: int,
                  study: list[dict], timer: _Timer) -> Path:
     """REPORT.md and report/*.png in `out`, every number read from the runs' outputs."""
@@ -392,7 +398,7 @@ def write_report(demo: DemoConfig, cfg_path: str | os.PathLike, out: Path, frame
         "",
         "## Reproduce",
         "",
-        f"Everything: `python tools/demo.py {cfg_path}` (finished steps are skipped). "
+        f"Everything: `python tools/demo.py {_shown_path(cfg_path)}` (finished steps are skipped). "
         "Each number alone (every run folder keeps its resolved `config.yaml`):",
         "",
         "```",
