@@ -236,11 +236,21 @@ def table_rows(demo: DemoConfig, out: Path, frames: int) -> list[dict]:
     return rows
 
 
-_BENCHMARK_STORY = {
-    "stripes": "the class is the stripe orientation that dominates over time; each frame "
-               "shows it with probability 5/8, otherwise one of the other three",
-    "motion": "the class is how one object moves",
-}
+_WORDS = {2: "two", 3: "three", 4: "four"}
+
+
+def _benchmark_story(benchmark: str) -> str:
+    """One clause on what decides a class, for the report's first paragraph."""
+    from fractions import Fraction
+
+    from videopeft.data.synthetic import STRIPE_CLASSES, STRIPE_EVIDENCE
+
+    if benchmark == "motion":
+        return "the class is how one object moves"
+    others = len(STRIPE_CLASSES) - 1
+    shown = Fraction(STRIPE_EVIDENCE + (1 - STRIPE_EVIDENCE) / (others + 1)).limit_denominator(100)
+    return (f"the class is the stripe orientation that dominates over time; each frame shows it "
+            f"with probability {shown}, otherwise one of the other {_WORDS.get(others, others)}")
 
 
 def _verdict(ok: bool) -> str:
@@ -358,7 +368,7 @@ def write_report(demo: DemoConfig, cfg_path: str | os.PathLike, out: Path, frame
     text = [
         "# videopeft demo report",
         "",
-        f"Synthetic {demo.benchmark} benchmark ({_BENCHMARK_STORY[demo.benchmark]}; SSv2 layout, "
+        f"Synthetic {demo.benchmark} benchmark ({_benchmark_story(demo.benchmark)}; SSv2 layout, "
         f"{demo.num_classes} classes, "
         f"{demo.num_videos} videos, {results['num_videos']} validation videos), a "
         f"VideoMAE pre-trained with masked autoencoding on the training videos, then fine-tuned. "
