@@ -90,6 +90,20 @@ def test_a_second_demo_skips_every_finished_step(demo_report):
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
 
 
+def test_a_demo_folder_made_with_other_settings_is_refused_before_any_work(demo_report,
+                                                                             tmp_path):
+    out = demo_report.parent
+    with pytest.raises(ConfigError, match=rf"{out}: its finished steps were made with other "
+                                          r"settings \(demo.data_seed, train.lr changed\); set "
+                                          r"demo.out to a new folder, or delete"):
+        run_demo(SMOKE, [f"demo.out={out}", "train.lr=0.2", "demo.data_seed=3"])
+    old = tmp_path / "old"
+    (old / "data").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="holds a demo without settings.json"):
+        run_demo(SMOKE, [f"demo.out={old}"])
+    assert not (old / "settings.json").exists()
+
+
 def test_the_report_says_when_a_trend_does_not_hold():
     rows = [{"method": "linear", "pretrained": "yes", "video_top1": 50.0},
             {"method": "vpt", "pretrained": "yes", "video_top1": 40.0},

@@ -3,7 +3,9 @@
     python tools/demo.py [configs/demo/demo.yaml] [demo.scale=4] [key.sub=value ...]
 
 Steps, each in ``<demo.out>/`` and each skipped when its outputs exist (so re-running finishes an
-interrupted demo; an unfinished training run resumes from its checkpoints):
+interrupted demo; an unfinished training run resumes from its checkpoints). ``settings.json``
+records the settings; a re-run with other settings stops, naming the changed keys, except for
+added methods or frame counts, which only add cells:
 
 1. ``data/``         the synthetic benchmark (`demo.benchmark`) in the SSv2 layout (`write_synthetic`);
 2. ``pretrain/``     VideoMAE masked-autoencoder pre-training on the training videos (no labels);
@@ -184,17 +186,53 @@ def _cells(demo: DemoConfig, frames: int) -> list[tuple[str, int]]:
     return cells
 
 
+_EXTENDABLE = ("out", "methods", "study_frames", "study_methods")  # more cells reuse finished ones
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [prefix or "(all)"]
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        name = f"{prefix}.{key}" if prefix else str(key)
+        changed += _changed_keys(old.get(key), new.get(key), name)
+    return changed
+
+
+def _check_settings(out: Path, demo: DemoConfig, base: dict) -> None:
+    """Record the settings in `out/settings.json`, or refuse to finish a demo folder whose
+    finished steps were made with other settings (they would be reused silently). Adding
+    methods or frame counts is allowed: only the new cells run."""
+    settings = {"demo": {k: v for k, v in dataclasses.asdict(demo).items()
+                         if k not in _EXTENDABLE}, **base}
+    settings = json.loads(json.dumps(settings, default=list))  # tuples -> lists, as stored
+    path = out / "settings.json"
+    fix = f"set demo.out to a new folder, or delete {out}"
+    if path.is_file():
+        changed = _changed_keys(json.loads(path.read_text()), settings)
+        if changed:
+            raise ConfigError(f"{out}: its finished steps were made with other settings "
+                              f"({', '.join(changed)} changed); {fix}")
+        return
+    if (out / "data").exists():
+        raise ConfigError(f"{out}: holds a demo without settings.json (an older videopeft), so "
+                          f"its finished steps cannot be checked; {fix}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+
+
 def run_demo(cfg_path: str | os.PathLike, overrides: list[str] | None = None) -> Path:
     """Run (or finish) every step of the demo; returns the path of REPORT.md."""
     demo, base = load_demo_config(cfg_path, overrides)
     out = Path(demo.out)
-    out.mkdir(parents=True, exist_ok=True)
-    timer = _Timer(out / "timings.json")
     base_cfg = load_config(None, base, check_paths=False)  # every problem before any work
     frames = base_cfg.data.num_frames
     for f in demo.study_frames:
         if f % base_cfg.model.tubelet_size:
             raise ConfigError(f"demo.study_frames: {f} is not a multiple of model.tubelet_size")
+    _check_settings(out, demo, base)
+    timer = _Timer(out / "timings.json")
 
     _log.info("[1/5] synthetic %s benchmark (%d videos, SSv2 layout)", demo.benchmark,
               demo.num_videos)
