@@ -23,6 +23,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from videopeft.engine.logging import cpu_name
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -140,23 +142,6 @@ def run_child(module: str, args: list[str], *, threads: int, timeout: float = 90
 
 
 # ----------------------------------------------------------------------------- device facts
-
-def cpu_name() -> str:
-    """The CPU model from lscpu, falling back to /proc/cpuinfo, then platform.processor()."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
 
 def cpu_cores() -> int:
     """Cores this process may run on."""

@@ -42,7 +42,7 @@ from videopeft.config import ConfigError, RunConfig, load_config, parse_override
 
 from .checkpoint import atomic_write_text
 from .frame_study import cell_name, collect_row, run_frame_study
-from .logging import read_jsonl
+from .logging import cpu_name, read_jsonl
 from . import report
 from .report import markdown_table
 
@@ -357,14 +357,7 @@ def _plot_losses(rows: list[dict], out: Path, path: Path) -> Path:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     threads = torch.get_num_threads()
     return (f"{cpu}, {os.cpu_count()} logical cores (torch threads {threads}), {gpu}; "
