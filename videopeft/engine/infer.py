@@ -126,6 +126,45 @@ def fold_head_bn(state: dict[str, torch.Tensor], eps: float) -> dict[str, torch.
     return state
 
 
+def lora_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The model's LoRALinear layers by module name."""
+    from videopeft.peft.lora import LoRALinear
+
+    return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+@torch.no_grad()
+def plain_state_dict(model: nn.Module, source: str | os.PathLike, *, merge: bool = True
+                     ) -> dict[str, torch.Tensor]:
+    """The adapter model's weights as a plain VideoViT state dict; the model is left unchanged.
+
+    LoRA updates are added to their base weights (merge=True) or dropped (merge=False: the frozen
+    backbone), a BN head is folded into the head. Methods that add modules a plain ViT has no
+    slot for (adaptmlp, vpt, prefix, adapter) raise AdapterError naming `source`.
+    """
+    from videopeft import peft
+
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if ".lora_" not in k}
+    if merge:
+        for name, layer in lora_layers(model).items():
+            delta = layer.delta_weight()
+            if not torch.isfinite(delta).all():
+                raise peft.AdapterError(f"{source}: {name}: LoRA update has non-finite values")
+            weight = state[f"{name}.weight"]
+            state[f"{name}.weight"] = (weight.float() + delta).to(weight.dtype)
+    if "head.bn.running_mean" in state:
+        state = fold_head_bn(state, eps=model.head.bn.eps)
+    with torch.device("meta"):  # only the key names are needed
+        own = _backbone_from_arch(dict(model.arch)).state_dict().keys()
+    extra = sorted(set(state) - set(own))
+    if extra:
+        method = getattr(getattr(model, "peft_config", None), "name", "?")
+        raise peft.AdapterError(f"{source}: method {method!r} adds {extra[:3]} that a plain "
+                                f"VideoViT has no slot for; only lora, bitfit, partial, linear "
+                                f"and full adapters can be merged")
+    return state
+
+
 @torch.no_grad()
 def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
                   backbone: str | os.PathLike | None = None, rtol: float = 1e-4) -> MergeResult:
@@ -138,7 +177,6 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
     """
     from videopeft import load_pretrained, peft
     from videopeft.models.checkpoints import save_pretrained
-    from videopeft.peft.lora import LoRALinear
 
     model, meta = model_from_adapter(adapter, backbone)
     method = meta["method"]["name"]
@@ -147,20 +185,9 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
     x = torch.randn(2, 3, arch["num_frames"], arch["img_size"], arch["img_size"], generator=g)
     reference = model(x)
 
-    merged_layers = 0
-    if any(isinstance(m, LoRALinear) for m in model.modules()):
-        merged_layers = peft.merge_lora(model)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    state = {k: v for k, v in state.items() if ".lora_" not in k}
-    if "head.bn.running_mean" in state:
-        state = fold_head_bn(state, eps=model.head.bn.eps)
+    merged_layers = len(lora_layers(model))
+    state = plain_state_dict(model, adapter)
     plain = _backbone_from_arch(arch).eval()
-    own = plain.state_dict()
-    extra = sorted(set(state) - set(own))
-    if extra:
-        raise peft.AdapterError(f"{adapter}: method {method!r} adds {extra[:3]} that a plain "
-                                f"VideoViT has no slot for; only lora, bitfit, partial, linear "
-                                f"and full adapters can be merged")
     plain.load_state_dict(state, strict=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,8 @@ from .pos_embed import Grid, resample_pos_embed_3d
 
 __all__ = ["CheckpointError", "LoadReport", "ConvertNotes", "SourceInfo", "LAYOUTS",
            "load_pretrained", "read_checkpoint", "detect_layout", "convert_state_dict",
-           "inflate_patch_weight", "save_pretrained"]
+           "inflate_patch_weight", "save_pretrained", "to_hf_keys", "to_hf_state_dict",
+           "HF_QV_BIAS_NAMES"]
 
 _log = logging.getLogger(__name__)
 
@@ -377,6 +378,37 @@ def _from_hf(sd: StateDict, notes: ConvertNotes) -> StateDict:
             raise CheckpointError(f"encoder.layer.{i}: has only {sorted(parts)} of "
                                   f"query/key/value weights")
         out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([parts[n] for n in _HF_QKV], dim=0)
+    return out
+
+
+HF_QV_BIAS_NAMES = ("q_bias", "query.bias")  # 4.x files and 5.x save_pretrained; 5.x modules
+_HF_ROOT = ("fc_norm.", "classifier.")  # VideoMAEForVideoClassification keys outside `videomae.`
+
+
+def to_hf_keys(key: str, *, qv_bias: str = "q_bias") -> list[str]:
+    """The transformers VideoMAEForVideoClassification key(s) of one VideoViT key (inverse of
+    `_from_hf`): `blocks.i.attn.qkv.weight` gives the query, key and value weights (rows q, k, v);
+    every other key gives one name. `qv_bias` picks the q/v bias naming (HF_QV_BIAS_NAMES)."""
+    m = re.match(r"blocks\.(\d+)\.(.+)$", key)
+    if m is None:
+        new = _rename(key, tuple((ours, theirs) for theirs, ours in _HF_TOP))
+        return [new if new.startswith(_HF_ROOT) else "videomae." + new]
+    layer, rest = f"videomae.encoder.layer.{m.group(1)}.", m.group(2)
+    if rest == "attn.qkv.weight":
+        return [f"{layer}attention.attention.{n}.weight" for n in _HF_QKV]
+    if qv_bias not in HF_QV_BIAS_NAMES:
+        raise ValueError(f"qv_bias must be one of {HF_QV_BIAS_NAMES}, got {qv_bias!r}")
+    skip = ("query.bias", "value.bias") if qv_bias == "q_bias" else ("q_bias", "v_bias")
+    table = tuple((ours, theirs) for theirs, ours in _HF_BLOCK if not theirs.endswith(skip))
+    return [layer + _rename(rest, table)]
+
+
+def to_hf_state_dict(sd: StateDict, *, qv_bias: str = "q_bias") -> StateDict:
+    """A VideoViT state dict under transformers' VideoMAE keys (`to_hf_keys`; qkv split in three)."""
+    out: StateDict = {}
+    for key, value in sd.items():
+        names = to_hf_keys(key, qv_bias=qv_bias)
+        out.update(zip(names, value.chunk(len(names)) if len(names) > 1 else [value]))
     return out
 
 
