@@ -1,8 +1,8 @@
 """videopeft: parameter-efficient fine-tuning of video transformers for action recognition."""
-from .models import VideoViT, create_model
+from .models import VideoViT, create_model, list_models
 
 __version__ = "0.1.0"
-__all__ = ["VideoViT", "create_model", "load_pretrained", "__version__"]
+__all__ = ["VideoViT", "create_model", "list_models", "load_pretrained", "__version__"]
 
 
 def load_pretrained(model, path, **kwargs):

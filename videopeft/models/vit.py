@@ -12,9 +12,11 @@ renaming. Layer scale uses timm's `ls1.gamma` (the official `gamma_1` is renamed
 """
 from __future__ import annotations
 
+import fnmatch
 import math
+import os
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -26,7 +28,7 @@ from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_, use_fused_attn
 from .pos_embed import Grid, resample_pos_embed_3d, table_for_grid
 
 __all__ = ["PatchEmbed3D", "Attention", "Block", "VideoViT", "create_model", "MODEL_ARCHS",
-           "list_models"]
+           "list_models", "GLOBAL_POOLS"]
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -320,24 +322,59 @@ MODEL_ARCHS: dict[str, dict[str, Any]] = {
 }
 
 
-def list_models() -> list[str]:
-    """Names accepted by `create_model`."""
-    return list(MODEL_ARCHS)
+def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequence[str] = ""
+                ) -> list[str]:
+    """Names accepted by `create_model`, sorted, like `timm.list_models`: `filter` and
+    `exclude_filters` are fnmatch patterns (one or a list), e.g. `list_models("*base*")`."""
+    def patterns(p: str | Sequence[str]) -> list[str]:
+        return [p] if isinstance(p, str) else list(p)
+
+    names = sorted(MODEL_ARCHS)
+    if patterns(filter) != [""]:
+        names = [n for n in names if any(fnmatch.fnmatch(n, f) for f in patterns(filter))]
+    excluded = [f for f in patterns(exclude_filters) if f]
+    return [n for n in names if not any(fnmatch.fnmatch(n, f) for f in excluded)]
 
 
-def create_model(name: str, *, num_classes: int, num_frames: int = 16, img_size: int = 224,
-                 tubelet_size: int = 2, pretrained: str | None = None, **overrides: Any) -> VideoViT:
+# timm's `global_pool` -> VideoViT pooling: "avg" = mean of the patch tokens + fc_norm (VideoMAE
+# fine-tuning), "token" = the first token + norm (the class token when class_token=True, else the
+# first patch token, like HF VideoMAE with use_mean_pooling=False). "" (no pooling) is refused:
+# forward_features always pools; use model.forward_blocks(model.embed(x)[0]) for the tokens.
+GLOBAL_POOLS = {"avg": True, "token": False}
+
+
+def create_model(name: str, *, num_classes: int = 400, num_frames: int = 16, img_size: int = 224,
+                 tubelet_size: int = 2, pretrained: bool | str | os.PathLike | None = None,
+                 checkpoint_path: str | os.PathLike | None = None, global_pool: str | None = None,
+                 **overrides: Any) -> VideoViT:
     """Build a VideoViT variant by name; caller kwargs (timm's names) override the variant's.
 
-    With `pretrained`, weights are loaded by `load_pretrained` and its report is logged.
+    timm's usual kwargs work: `num_classes` (0 = no head; default 400, Kinetics-400),
+    `drop_rate`, `drop_path_rate`, `global_pool` ("avg" | "token", see GLOBAL_POOLS), and
+    `pretrained` / `checkpoint_path`: a path (file or HF folder) is loaded by `load_pretrained`
+    and its report logged. `pretrained=True` (timm's "download the default weights") is refused:
+    videopeft ships no weights, pass the checkpoint's path.
     """
     if name not in MODEL_ARCHS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_ARCHS)}")
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}")
+    if pretrained is True:
+        raise ValueError(f"create_model({name!r}, pretrained=True): videopeft has no default "
+                         f"weights to download; pass pretrained=PATH (a VideoMAE .pth/.bin/"
+                         f".safetensors file or an HF folder)")
+    if global_pool is not None:
+        if global_pool not in GLOBAL_POOLS:
+            raise ValueError(f"global_pool: expected one of {list(GLOBAL_POOLS)}, got "
+                             f"{global_pool!r} (no pooling: use forward_blocks for the tokens)")
+        pool = GLOBAL_POOLS[global_pool]
+        if overrides.setdefault("use_mean_pooling", pool) != pool:
+            raise ValueError(f"global_pool={global_pool!r} contradicts use_mean_pooling="
+                             f"{overrides['use_mean_pooling']!r}")
     kwargs = {**MODEL_ARCHS[name], **overrides}
     model = VideoViT(num_classes=num_classes, num_frames=num_frames, img_size=img_size,
                      tubelet_size=tubelet_size, **kwargs)
     model.arch["name"] = name
-    if pretrained:
+    weights = checkpoint_path or (pretrained if pretrained not in (None, False) else None)
+    if weights:
         from .checkpoints import load_pretrained
-        load_pretrained(model, pretrained)
+        load_pretrained(model, weights)
     return model
