@@ -11,6 +11,8 @@ the backbone, and the path of the pretrained backbone it was trained on (overrid
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -22,7 +24,8 @@ import torch.nn as nn
 
 from .metrics import fuse_views
 
-__all__ = ["model_from_adapter", "infer", "merge_adapter", "MergeResult", "fold_head_bn"]
+__all__ = ["model_from_adapter", "infer", "MultiTaskModel", "TaskModel", "merge_adapter",
+           "MergeResult", "fold_head_bn", "plain_state_dict", "lora_layers"]
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +41,23 @@ def _backbone_from_arch(arch: dict) -> nn.Module:
     return model
 
 
+def _load_backbone(adapter: str | os.PathLike, meta: dict,
+                   backbone: str | os.PathLike | None = None) -> nn.Module:
+    """The plain backbone an adapter was trained on: its architecture, seeded like training,
+    with `backbone` (or the recorded pretrained weights) loaded."""
+    from videopeft import load_pretrained, peft
+
+    torch.manual_seed(int(meta.get("seed", 0)))  # same init as training when no weights are given
+    model = _backbone_from_arch(meta.get("backbone_arch") or {})
+    weights = backbone or (meta.get("model") or {}).get("pretrained") or None
+    if weights:
+        if not Path(weights).exists():
+            raise peft.AdapterError(f"{adapter}: backbone weights {weights} not found; pass "
+                                    f"--backbone PATH")
+        load_pretrained(model, weights)
+    return model
+
+
 def model_from_adapter(adapter: str | os.PathLike, backbone: str | os.PathLike | None = None,
                        device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the trained model from an adapter file (+ backbone weights); returns (model, meta).
@@ -46,18 +66,10 @@ def model_from_adapter(adapter: str | os.PathLike, backbone: str | os.PathLike |
     seeded random initialisation training used. Raises AdapterError when the backbone does not
     match the one the adapter was trained on.
     """
-    from videopeft import load_pretrained, peft
+    from videopeft import peft
 
     meta = peft.read_adapter_metadata(adapter)
-    arch = meta.get("backbone_arch") or {}
-    torch.manual_seed(int(meta.get("seed", 0)))  # same init as training when no weights are given
-    model = _backbone_from_arch(arch)
-    weights = backbone or (meta.get("model") or {}).get("pretrained") or None
-    if weights:
-        if not Path(weights).exists():
-            raise peft.AdapterError(f"{adapter}: backbone weights {weights} not found; pass "
-                                    f"--backbone PATH")
-        load_pretrained(model, weights)
+    model = _load_backbone(adapter, meta, backbone)
     peft.load_adapter(model, adapter)
     return model.to(device).eval(), meta
 
@@ -74,29 +86,196 @@ def _data_config(meta: dict) -> Any:
                       std=tuple(s.get("std", (0.229, 0.224, 0.225))))
 
 
+def _view_settings(meta: dict, views_temporal: int | None = None,
+                   views_spatial: int | None = None) -> dict[str, int]:
+    """The adapter's test views (temporal clips x spatial crops, short side), overridable."""
+    s = meta.get("sampling") or {}
+    return {"views_temporal": views_temporal or int(s.get("views_temporal", 1)),
+            "views_spatial": views_spatial or int(s.get("views_spatial", 1)),
+            "short_side": int(s.get("short_side", 0))}
+
+
+def _eval_views(videos: list[str], meta: dict, **views: int | None) -> Any:
+    """An EvalVideoDataset giving each video's views with the adapter's sampling."""
+    from videopeft.data import EvalVideoDataset, VideoRecord
+
+    return EvalVideoDataset([VideoRecord(str(v), 0) for v in videos], _data_config(meta),
+                            **_view_settings(meta, **views), split="infer")
+
+
+def _top_k(logits: torch.Tensor, fusion: str, classes: list[str], k: int
+           ) -> list[list[tuple[str, float]]]:
+    """Per video, the k best (label, probability) of its fused views (logits (N, V, K)).
+
+    softmax_mean and max fuse probabilities already; a logit_mean fusion is turned into
+    probabilities by a softmax over the mean logits (same ranking).
+    """
+    scores = fuse_views(logits.float().cpu(), fusion)
+    if fusion == "logit_mean":
+        scores = scores.softmax(dim=-1)
+    top = scores.topk(min(k, scores.shape[-1]), dim=-1)
+    return [[(classes[i], float(v)) for v, i in zip(vals, idx)]
+            for vals, idx in zip(top.values.tolist(), top.indices.tolist())]
+
+
 @torch.no_grad()
 def infer(video: str | os.PathLike, adapter: str | os.PathLike, *,
           backbone: str | os.PathLike | None = None, topk: int = 5, device: str = "cpu",
           views_temporal: int | None = None, views_spatial: int | None = None
           ) -> list[tuple[str, float]]:
-    """Top-k (label, fused score) for one video file, with the adapter's sampling and fusion.
+    """Top-k (label, probability) for one video file, with the adapter's sampling and fusion.
 
     Raises DecodeError (naming the file and each backend's error) when the video cannot be read.
     """
-    from videopeft.data import EvalVideoDataset, VideoRecord
-
     model, meta = model_from_adapter(adapter, backbone, device)
-    s = meta.get("sampling") or {}
     classes = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
-    dataset = EvalVideoDataset([VideoRecord(str(video), 0)], _data_config(meta),
-                               views_temporal=views_temporal or int(s.get("views_temporal", 1)),
-                               views_spatial=views_spatial or int(s.get("views_spatial", 1)),
-                               short_side=int(s.get("short_side", 0)), split="infer")
+    dataset = _eval_views([str(video)], meta, views_temporal=views_temporal,
+                          views_spatial=views_spatial)
     views = dataset.load(0).to(device)  # (V, C, T, H, W); DecodeError if unreadable
-    logits = model(views).float().cpu().unsqueeze(0)  # (1, V, K)
-    scores = fuse_views(logits, s.get("fusion", "softmax_mean"))[0]
-    top = scores.topk(min(topk, scores.numel()))
-    return [(classes[i], float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
+    logits = model(views).unsqueeze(0)  # (1, V, K)
+    fusion = (meta.get("sampling") or {}).get("fusion", "softmax_mean")
+    return _top_k(logits, fusion, classes, topk)[0]
+
+
+# ----------------------------------------------------------------------------- multi-task
+
+@dataclass
+class TaskModel:
+    """One task of a MultiTaskModel: its adapter's model (frozen tensors shared), classes, views."""
+
+    name: str
+    adapter: Path
+    model: nn.Module
+    classes: list[str]
+    meta: dict
+    fusion: str
+    sampling: str  # key of the decoded views it needs; tasks with equal keys share a decode
+
+
+def _task_name(path: Path, taken: set[str]) -> str:
+    """The adapter file's stem, or its run folder's name for a run's `adapter.safetensors`."""
+    name = path.parent.name if path.stem == "adapter" and path.parent.name else path.stem
+    unique, n = name, 2
+    while unique in taken:
+        unique, n = f"{name}#{n}", n + 1
+    return unique
+
+
+def _sharing_model(base: nn.Module, meta: dict, path: Path, device: torch.device) -> nn.Module:
+    """The adapter's model with every frozen parameter *being* the base's tensor (no copy).
+
+    Built on the meta device (no weights allocated), the method applied, then each parameter
+    either bound to the base's Parameter of that name (frozen) or allocated (trained: the
+    adapter file fills it); buffers are allocated and the sinusoid table recomputed.
+    """
+    from videopeft import peft
+
+    with torch.device("meta"):
+        model = _backbone_from_arch(meta.get("backbone_arch") or {})
+        report = peft.apply(model, peft.method_config(meta["method"]))
+    trained = set(report.trainable)
+    shared = dict(base.named_parameters())
+    canonical = {id(p): n for n, p in model.named_parameters()}
+    bound: dict[str, nn.Parameter] = {}
+    for module in model.modules():
+        for leaf, param in list(module._parameters.items()):
+            if param is None:
+                continue
+            name = canonical[id(param)]
+            if name not in bound:
+                if name in trained:
+                    bound[name] = nn.Parameter(torch.empty_like(param, device=device))
+                elif name in shared and shared[name].shape == param.shape:
+                    bound[name] = shared[name]
+                else:
+                    raise peft.AdapterError(
+                        f"{path}: frozen parameter {name} {tuple(param.shape)} has no equal in the "
+                        f"shared backbone; a MultiTaskModel runs adapters of one backbone only")
+            module._parameters[leaf] = bound[name]
+        for leaf, buf in list(module._buffers.items()):
+            if buf is not None:
+                module._buffers[leaf] = torch.zeros_like(buf, device=device)
+    if not isinstance(model.pos_embed, nn.Parameter):
+        model.set_pos_source_grid(model.pos_source_grid)  # recompute the fixed table
+    return model
+
+
+class MultiTaskModel(nn.Module):
+    """One frozen backbone, several task adapters, each with its own head, classes and sampling.
+
+    Every task gets its own model object (methods such as adaptmlp add per-task modules), but
+    the frozen backbone tensors are the shared backbone's own Parameters, so memory grows by
+    the adapters' trained tensors only, and each task computes exactly what its adapter alone
+    computes (the same modules over the same values). Adapters whose frozen weights do not
+    fingerprint like the shared backbone are refused (AdapterError), as are shapes it cannot share.
+
+        mt = MultiTaskModel(["ssv2/adapter.safetensors", "k400/adapter.safetensors"])
+        mt.predict(["a.mp4", "b.mp4"], topk=5)   # [{"ssv2": [(label, p), ...], "k400": ...}, ...]
+    """
+
+    def __init__(self, adapters: list[str | os.PathLike], *,
+                 backbone: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 views_temporal: int | None = None, views_spatial: int | None = None) -> None:
+        super().__init__()
+        from videopeft import peft
+
+        if not adapters:
+            raise peft.AdapterError("MultiTaskModel: expected at least one adapter file")
+        paths = [Path(a) for a in adapters]
+        metas = [peft.read_adapter_metadata(p) for p in paths]
+        self.device = torch.device(device)
+        self.views = {"views_temporal": views_temporal, "views_spatial": views_spatial}
+        self.backbone = _load_backbone(paths[0], metas[0], backbone).to(self.device).eval()
+        self.backbone.requires_grad_(False)
+        self.tasks: list[TaskModel] = []
+        self.task_models = nn.ModuleDict()
+        for path, meta in zip(paths, metas):
+            model = _sharing_model(self.backbone, meta, path, self.device)
+            ours = peft.backbone_fingerprint(model, model.peft_report.trainable)
+            if ours != meta.get("backbone_fingerprint"):
+                raise peft.AdapterError(
+                    f"{path}: trained on backbone {meta.get('backbone_fingerprint')}, but the "
+                    f"shared backbone (that of {paths[0]}) fingerprints {ours}; a MultiTaskModel "
+                    f"runs adapters of one backbone only")
+            peft.load_adapter(model, path)
+            name = _task_name(path, {t.name for t in self.tasks})
+            classes = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
+            fusion = (meta.get("sampling") or {}).get("fusion", "softmax_mean")
+            key = json.dumps([dataclasses.asdict(_data_config(meta)),
+                              _view_settings(meta, **self.views)], sort_keys=True)
+            self.tasks.append(TaskModel(name, path, model.eval(), classes, meta, fusion, key))
+            self.task_models[str(len(self.task_models))] = model
+        _log.info("multi-task model: %d tasks (%s) over one backbone, %d distinct samplings",
+                  len(self.tasks), ", ".join(t.name for t in self.tasks),
+                  len({t.sampling for t in self.tasks}))
+
+    def forward(self, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Logits (N, V, K) per task name, for the tasks whose clips (N, V, C, T, H, W) are given."""
+        out = {}
+        for task in (t for t in self.tasks if t.name in views):
+            x = views[task.name].to(self.device)
+            n, v = x.shape[:2]
+            out[task.name] = task.model(x.flatten(0, 1)).view(n, v, -1)
+        return out
+
+    @torch.no_grad()
+    def predict(self, videos: list[str | os.PathLike], topk: int = 5
+                ) -> list[dict[str, list[tuple[str, float]]]]:
+        """Per video, per task, the top-k (label, probability); each video is decoded once per
+        distinct sampling. Raises DecodeError for an unreadable video."""
+        videos = [str(v) for v in videos]
+        results: list[dict[str, list[tuple[str, float]]]] = [{} for _ in videos]
+        groups: dict[str, list[TaskModel]] = {}
+        for task in self.tasks:
+            groups.setdefault(task.sampling, []).append(task)
+        for tasks in groups.values():
+            dataset = _eval_views(videos, tasks[0].meta, **self.views)
+            clips = torch.stack([dataset.load(i) for i in range(len(videos))])  # (N, V, C, T, H, W)
+            logits = self({t.name: clips for t in tasks})
+            for task in tasks:
+                for i, top in enumerate(_top_k(logits[task.name], task.fusion, task.classes, topk)):
+                    results[i][task.name] = top
+        return [{t.name: r[t.name] for t in self.tasks} for r in results]  # in adapter order
 
 
 # ----------------------------------------------------------------------------- merging
