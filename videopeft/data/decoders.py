@@ -48,7 +48,8 @@ except ImportError:
     pass
 
 __all__ = ["DecodeError", "Video", "VideoHeader", "open_video", "decode", "count_frames",
-           "available_backends", "read_header", "probe_warnings", "AUTO_ORDER", "BACKENDS"]
+           "available_backends", "unusable_backends", "read_header", "probe_warnings",
+           "AUTO_ORDER", "BACKENDS"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ _MODULES = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec.decoders
 _DECORD_CHUNK = 32  # frames per decord get_batch call (bounds its memory on long videos)
 _MAX_ERROR_CHARS = 240
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")  # "[16:20:20] src/video/x.cc:151: "
+# torchcodec: "SingleStreamDecoder, /__w/torchcodec/.../SingleStreamDecoder.cpp:41, Could not ..."
+_TORCHCODEC_PREFIX = re.compile(r"^\w+, \S+\.(?:cpp|h):\d+, ")
 
 
 class DecodeError(RuntimeError):
@@ -126,13 +129,38 @@ def read_header(path: str | os.PathLike) -> VideoHeader | None:
 # ----------------------------------------------------------------------------- backends
 
 
+_UNUSABLE: dict[str, str] = {}  # backend -> why it cannot be used here (not installed, no FFmpeg)
+
+
 @functools.cache
 def _module(backend: str) -> Any | None:
-    """Import a backend's module once; None when it is not installed."""
+    """Import a backend's module once; None (reason in `unusable_backends()`) when it cannot run.
+
+    torchcodec needs FFmpeg's shared libraries (libavutil.so.56-61) on the library path; releases
+    >= 0.9 import without them (`torchcodec.ffmpeg_major_version` is None) and fail on the first
+    decoder, older ones fail at import with a RuntimeError: both count as unusable.
+    """
     try:
-        return importlib.import_module(_MODULES[backend])
-    except ImportError:
+        module = importlib.import_module(_MODULES[backend])
+    except ImportError as err:
+        _UNUSABLE[backend] = f"not installed ({_one_line(err)})"
         return None
+    except (RuntimeError, OSError) as err:
+        _UNUSABLE[backend] = f"installed but cannot load its libraries ({_one_line(err)})"
+        return None
+    if backend == "torchcodec" and getattr(importlib.import_module("torchcodec"),
+                                           "ffmpeg_major_version", 0) is None:
+        _UNUSABLE[backend] = ("installed but found no FFmpeg shared libraries (libavutil.so.56-61 "
+                              "on the library path; see the README's torchcodec notes)")
+        return None
+    return module
+
+
+def unusable_backends() -> dict[str, str]:
+    """The backends that cannot run here, each with the reason (for messages and test skips)."""
+    for name in AUTO_ORDER:
+        _module(name)
+    return {name: _UNUSABLE[name] for name in AUTO_ORDER if name in _UNUSABLE}
 
 
 def available_backends() -> list[str]:
@@ -249,15 +277,16 @@ def _candidates(backend: str) -> list[str]:
     if backend not in AUTO_ORDER:
         raise ValueError(f"unknown video backend {backend!r}: expected one of {list(BACKENDS)}")
     if _module(backend) is None:
-        raise ValueError(f"video backend {backend!r} is not installed "
-                         f"(installed: {available_backends()})")
+        raise ValueError(f"video backend {backend!r} is {_UNUSABLE[backend]} "
+                         f"(usable: {available_backends()})")
     return [backend]
 
 
 def _one_line(err: BaseException) -> str:
-    """A backend error as one short line (decord errors carry multi-line C++ traces)."""
+    """A backend error as one short line (decord errors carry multi-line C++ traces, decord and
+    torchcodec errors a C++ source location, which is dropped)."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    first = _DECORD_PREFIX.sub("", lines[0]) if lines else ""
+    first = _TORCHCODEC_PREFIX.sub("", _DECORD_PREFIX.sub("", lines[0])) if lines else ""
     text = f"{type(err).__name__}: {first}".rstrip(": ")
     return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS - 3] + "..."
 
