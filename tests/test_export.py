@@ -227,3 +227,13 @@ def test_peft_options_videopeft_cannot_compute_are_refused(tmp_path):
     with pytest.raises(ExportError, match=r"use_dora: DoRA has no videopeft LoRA equivalent"):
         model_from_peft(tmp_path / "dora", base=base)
 
+
+
+def test_a_lora_on_the_head_travels_merged_into_the_peft_saved_classifier(tmp_path):
+    adapter, model = make_adapter(tmp_path / "run", {"name": "lora", "rank": 2,
+                                                     "targets": ["attn.qkv", "head"]})
+    result = export_peft(adapter, tmp_path / "peft")
+    assert result.max_abs_diff <= ATOL
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert "classifier" in config["modules_to_save"]
+    assert not any("classifier" in t for t in config["target_modules"])

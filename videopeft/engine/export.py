@@ -41,6 +41,7 @@ How the two models line up:
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -108,7 +109,7 @@ def resolve_adapter(source: str | os.PathLike) -> Path:
 
 
 def _require(module: str) -> Any:
-    import importlib
+    """Import an optional package, or say which one export needs."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -310,10 +311,7 @@ def export_peft(source: str | os.PathLike, out: str | os.PathLike, *,
 
     layers = lora_layers(model)
     root = {n for n in layers if n in _HF_ROOT_MODULES}  # LoRA on the head: merged into it
-    state = plain_state_dict(model, adapter, merge=False)
-    for name in root:
-        state[f"{name}.weight"] = state[f"{name}.weight"] + layers[name].delta_weight().to(
-            state[f"{name}.weight"].dtype)
+    state = plain_state_dict(model, adapter, merge=root)
     gammas = _layer_scales(state)
     state = _fold_layer_scale(state)
     trained = set(model.peft_report.trainable)

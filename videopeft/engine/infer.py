@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import torch
 import torch.nn as nn
@@ -313,19 +313,20 @@ def lora_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 
 @torch.no_grad()
-def plain_state_dict(model: nn.Module, source: str | os.PathLike, *, merge: bool = True
-                     ) -> dict[str, torch.Tensor]:
+def plain_state_dict(model: nn.Module, source: str | os.PathLike, *,
+                     merge: bool | Collection[str] = True) -> dict[str, torch.Tensor]:
     """The adapter model's weights as a plain VideoViT state dict; the model is left unchanged.
 
-    LoRA updates are added to their base weights (merge=True) or dropped (merge=False: the frozen
-    backbone), a BN head is folded into the head. Methods that add modules a plain ViT has no
-    slot for (adaptmlp, vpt, prefix, adapter) raise AdapterError naming `source`.
+    LoRA updates are added to their base weights (merge=True, or only the layers named in
+    `merge`) or dropped (merge=False: the frozen backbone); then a BN head is folded into the
+    head. Methods that add modules a plain ViT has no slot for (adaptmlp, vpt, prefix, adapter)
+    raise AdapterError naming `source`.
     """
     from videopeft import peft
 
     state = {k: v.detach().clone() for k, v in model.state_dict().items() if ".lora_" not in k}
-    if merge:
-        for name, layer in lora_layers(model).items():
+    for name, layer in lora_layers(model).items():
+        if merge is True or (merge is not False and name in merge):
             delta = layer.delta_weight()
             if not torch.isfinite(delta).all():
                 raise peft.AdapterError(f"{source}: {name}: LoRA update has non-finite values")
