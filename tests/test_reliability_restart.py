@@ -5,7 +5,7 @@ torchrun can tell); torchrun stops the other worker, restarts both, `train.resum
 from the last complete checkpoint, and the final adapter and checkpoint tensors equal an
 uninterrupted run's. TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, as in tools/slurm_train.sbatch: with
 the rendezvous store shared (torch's default), a restarted worker can read the previous
-attempt's gloo address and fail to connect (pytorch/pytorch#135712; seen here in 1 of 3 restarts). The failure is injected by a test-only wrapper of
+attempt's gloo address and fail to connect (pytorch/pytorch#135712; 2 of 5 restarts here). The failure is injected by a test-only wrapper of
 tools/train.py: a global optimizer step hook (torch.optim.optimizer) that kills rank 1 once,
 leaving a marker file so the restarted worker runs on.
 
