@@ -3,11 +3,11 @@
 One of two gloo workers is SIGKILLed after its third optimizer step (a failed node, as far as
 torchrun can tell); torchrun stops the other worker, restarts both, `train.resume=auto` continues
 from the last complete checkpoint, and the final adapter and checkpoint tensors equal an
-uninterrupted run's. TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, as in tools/slurm_train.sbatch: with
-the rendezvous store shared (torch's default), a restarted worker can read the previous
-attempt's gloo address and fail to connect (pytorch/pytorch#135712; 2 of 5 restarts here). The failure is injected by a test-only wrapper of
-tools/train.py: a global optimizer step hook (torch.optim.optimizer) that kills rank 1 once,
-leaving a marker file so the restarted worker runs on.
+uninterrupted run's. The failure is injected by a test-only wrapper of tools/train.py: a global
+optimizer step hook (torch.optim.optimizer) that kills rank 1 once, leaving a marker file so the
+restarted worker runs on. TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, as in tools/slurm_train.sbatch:
+with the rendezvous store shared (torch's default), a restarted worker can read the previous
+attempt's gloo address and fail to connect (pytorch/pytorch#135712; 2 of 5 restarts here).
 
 tools/slurm_train.sbatch is run with stand-in `scontrol` / `srun` / python that record the
 command line it builds from SLURM's variables.
