@@ -20,7 +20,7 @@ def hf_videomae(arch: str, *, frames: int, size: int, num_classes: int, impl: st
     implementation `impl` ("eager" | "sdpa"), layer-norm eps 1e-6 everywhere like VideoMAE's."""
     import transformers
 
-    from videopeft.models.vit import MODEL_ARCHS
+    from videopeft.models.archs import MODEL_ARCHS
 
     a = {"mlp_ratio": 4.0, **MODEL_ARCHS[arch]}
     cfg = transformers.VideoMAEConfig(

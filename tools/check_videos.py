@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
-from videopeft.data.datasets import LAYOUTS, check_videos  # noqa: E402
-from videopeft.data.decoders import BACKENDS  # noqa: E402
+from videopeft.constants import BACKENDS, LAYOUTS  # noqa: E402
+from videopeft.data.datasets import check_videos  # noqa: E402
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
 
-from videopeft.config import ConfigError, load_config
+from videopeft.config import load_config
+from videopeft.errors import ConfigError
 from videopeft.engine.builder import run_name_of
 from videopeft.engine.cli import is_main_process, run_main, split_key
 from videopeft.engine.evaluate import evaluate

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from 
 
 import yaml  # noqa: E402
 
-from videopeft.config import ConfigError, load_config  # noqa: E402
+from videopeft.config import load_config
+from videopeft.errors import ConfigError  # noqa: E402
 from videopeft.engine.builder import run_name_of  # noqa: E402
 from videopeft.engine.cli import is_main_process, run_main, split_key  # noqa: E402
 from videopeft.engine.frame_study import run_frame_study  # noqa: E402

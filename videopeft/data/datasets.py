@@ -34,19 +34,20 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from videopeft.config import ConfigError, DataConfig
-from videopeft.data.decoders import DecodeError, Video, open_video, probe_warnings
+from videopeft.config import DataConfig
+from videopeft.constants import LAYOUTS
+from videopeft.errors import ConfigError, DecodeError
+from videopeft.data.decoders import Video, open_video, probe_warnings
 from videopeft.data.manifest import Manifest
 from videopeft.data.sampling import sample_dense, sample_segments
 from videopeft.data.transforms import EvalTransform, build_eval_transform, build_train_transform
 
 __all__ = ["VideoRecord", "read_annotations", "TrainClipDataset", "EvalVideoDataset",
            "eval_collate", "build_dataset", "clip_indices", "check_videos", "CheckResult",
-           "VIDEO_EXTENSIONS", "LAYOUTS"]
+           "VIDEO_EXTENSIONS"]
 
 _log = logging.getLogger(__name__)
 
-LAYOUTS = ("ssv2", "hmdb51", "kinetics", "list")
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".avi", ".mkv", ".mov", ".m4v")
 _SSV2_FILES = {"train": "something-something-v2-train.json",
                "val": "something-something-v2-validation.json"}

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["sample_segments", "sample_dense", "frames_for_study", "SHORT_VIDEO_POLICIES",
+from videopeft.constants import SHORT_VIDEO_POLICIES
+
+__all__ = ["sample_segments", "sample_dense", "frames_for_study",
            "STUDY_POLICIES"]
 
-SHORT_VIDEO_POLICIES = ("repeat_last", "loop")
 STUDY_POLICIES = ("coverage", "fixed")
 
 

@@ -17,7 +17,9 @@ from typing import Any, ContextManager
 import torch
 import torch.nn as nn
 
-from videopeft.config import ConfigError, RunConfig
+from videopeft.config import RunConfig, config_to_dict
+from videopeft.constants import AMPS
+from videopeft.errors import ConfigError
 
 from . import distributed as dist
 
@@ -56,8 +58,6 @@ def _same_run(folder: Path, cfg: RunConfig) -> bool:
     """Does `folder/config.yaml` describe the same data, model and method as `cfg`?"""
     import yaml
 
-    from videopeft.config import config_to_dict
-
     try:
         saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
@@ -92,13 +92,13 @@ class Precision:
 
 def resolve_precision(amp: str, device: torch.device) -> Precision:
     """`train.amp` -> Precision: auto = bf16 on CUDA, off on CPU; fp16 needs CUDA."""
+    if amp not in AMPS:  # the config checks it; this guards direct callers
+        raise ValueError(f"amp must be one of {list(AMPS)}, got {amp!r}")
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "off"
     if amp == "fp16" and device.type != "cuda":
         _log.warning("train.amp=fp16 needs CUDA; running in full precision on %s", device)
         amp = "off"
-    if amp not in ("off", "bf16", "fp16"):
-        raise ConfigError(f"train.amp: expected auto, bf16, fp16 or off, got {amp!r}")
     dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     return Precision(dtype=dtype, device_type=device.type)
 
@@ -109,8 +109,8 @@ def resolve_num_classes(cfg: RunConfig, class_names: list[str]) -> int:
     """model.num_classes, or the dataset's class count when it is 0; a mismatch is a ConfigError."""
     n = cfg.model.num_classes or len(class_names)
     if class_names and n != len(class_names):
-        raise ConfigError(f"model.num_classes: expected {len(class_names)} (the dataset's classes), "
-                          f"got {cfg.model.num_classes}")
+        raise ConfigError(f"expected {len(class_names)} (the dataset's classes), got "
+                          f"{cfg.model.num_classes}", key="model.num_classes")
     return n
 
 
@@ -125,20 +125,19 @@ def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = Tru
     model = create_model(m.name, num_classes=num_classes, num_frames=cfg.data.num_frames,
                          img_size=cfg.data.img_size, tubelet_size=m.tubelet_size, **kwargs)
     if load_weights and m.pretrained:
-        load_pretrained(model, m.pretrained)
+        load_pretrained(model, m.pretrained, pos_policy=m.pos_policy)
     return model
 
 
-def build_model(cfg: RunConfig, num_classes: int, *, load_weights: bool = True,
-                method: dict | None = None) -> tuple[nn.Module, Any]:
+def build_model(cfg: RunConfig, num_classes: int) -> tuple[nn.Module, Any]:
     """Backbone + pretrained weights + the PEFT method; returns (model, TrainableReport).
 
     The method is applied before any DDP wrapping, so DDP only registers the trainable parameters.
     """
     from videopeft import peft
 
-    model = build_backbone(cfg, num_classes, load_weights=load_weights)
-    report = peft.apply(model, dict(method if method is not None else cfg.method))
+    model = build_backbone(cfg, num_classes)
+    report = peft.apply(model, cfg.method)
     return model, report
 
 

@@ -38,9 +38,10 @@ from typing import Any
 import torch
 import yaml
 
-from videopeft.config import ConfigError, RunConfig, load_config, parse_overrides
+from videopeft.config import load_config, parse_overrides
+from videopeft.errors import ConfigError
+from videopeft.io import atomic_write_text
 
-from .checkpoint import atomic_write_text
 from .frame_study import cell_name, collect_row, run_frame_study
 from .logging import cpu_name, read_jsonl
 from . import report

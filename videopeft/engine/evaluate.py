@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -28,13 +27,16 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from videopeft.config import ConfigError, RunConfig, save_config
+from videopeft.config import RunConfig, method_config, save_config
+from videopeft.errors import CheckpointError, ConfigError
+from videopeft.io import atomic_write_json, atomic_write_text
+from videopeft.peft.config import FullConfig, PeftConfig
 
 from . import distributed as dist
 from . import metrics as M
-from .builder import (Precision, build_model, count_params, gflops_per_view, resolve_num_classes,
+from .builder import (Precision, build_backbone, build_model, count_params, gflops_per_view, resolve_num_classes,
                       resolve_output_dir, resolve_precision)
-from .checkpoint import atomic_write_text, load_checkpoint, load_model_state
+from .checkpoint import FORMAT, load_checkpoint, load_model_state
 from .loaders import build_eval_loader
 from .report import plot_confusion_matrix
 
@@ -136,7 +138,7 @@ def evaluate_model(model: nn.Module, dataset: Any, class_names: list[str], *, ba
 
 
 def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gflops: float,
-                   method: dict | None = None) -> dict:
+                   method: PeftConfig | None = None) -> dict:
     """The results.json object, exactly the DESIGN.md keys and types."""
     record = {
         "dataset": cfg.data.layout,
@@ -152,7 +154,7 @@ def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gfl
         "per_class_top1": {str(k): float(v) for k, v in summary["per_class_top1"].items()},
         "params": {"total": int(params["total"]), "trainable": int(params["trainable"])},
         "gflops_per_view": float(gflops),
-        "method": dict(method if method is not None else cfg.method),
+        "method": (method if method is not None else cfg.method).to_dict(),
         "num_frames": int(cfg.data.num_frames),
     }
     assert tuple(record) == RESULT_KEYS
@@ -182,7 +184,7 @@ def predictions_csv(scores: ViewScores, summary: dict, dataset: Any,
 def write_eval_outputs(out_dir: Path, record: dict, summary: dict, scores: ViewScores,
                        dataset: Any, class_names: list[str]) -> None:
     """results.json, predictions.csv and plots/confusion_matrix.png (call on the main rank)."""
-    atomic_write_text(out_dir / "results.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_json(out_dir / "results.json", record)
     atomic_write_text(out_dir / "predictions.csv", predictions_csv(scores, summary, dataset,
                                                                    class_names))
     title = (f"{record['split']}: video top-1 {record['video_top1']:.1f}% "
@@ -194,7 +196,7 @@ def write_eval_outputs(out_dir: Path, record: dict, summary: dict, scores: ViewS
 # ----------------------------------------------------------------------------- loading weights
 
 def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: int
-                  ) -> tuple[nn.Module, dict]:
+                  ) -> tuple[nn.Module, PeftConfig]:
     """Build the model of `cfg` and put the weights of `checkpoint` in it; returns (model, method).
 
     `checkpoint` may be:
@@ -206,9 +208,6 @@ def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: in
         loaded into the plain backbone, no method applied.
     """
     from videopeft import load_pretrained, peft
-    from videopeft.models.checkpoints import CheckpointError
-
-    from .builder import build_backbone
 
     path = Path(checkpoint)
     if not path.exists():
@@ -217,19 +216,19 @@ def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: in
     if path.suffix == ".safetensors" and _is_adapter(path):
         model = build_backbone(cfg, num_classes)
         meta = peft.load_adapter(model, path)  # applies the file's method, checks the backbone
-        method = dict(meta["method"])
-        if method.get("name") != cfg.method.get("name"):
+        method = method_config(meta["method"])
+        if method.name != cfg.method.name:
             _log.warning("%s: the adapter's method %r is used, not the config's %r", path,
-                         method.get("name"), cfg.method.get("name"))
+                         method.name, cfg.method.name)
         return model, method
     if _is_train_state(path):
         state = load_checkpoint(path)
         model, _ = build_model(cfg, num_classes)
         load_model_state(model, state["model"], source=str(path))
-        return model, dict(cfg.method)
+        return model, cfg.method
     model = build_backbone(cfg, num_classes, load_weights=False)
     load_pretrained(model, path)
-    return model, {"name": "full"}
+    return model, FullConfig()
 
 
 def _is_adapter(path: Path) -> bool:
@@ -244,8 +243,6 @@ def _is_adapter(path: Path) -> bool:
 
 def _is_train_state(path: Path) -> bool:
     """Is `path` a videopeft training checkpoint (and not, e.g., an official weight file)?"""
-    from .checkpoint import FORMAT
-    from videopeft.models.checkpoints import CheckpointError
     if path.suffix not in (".pt", ".pth"):
         return False
     try:
@@ -283,7 +280,7 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
                                              views_spatial=cfg.eval.views_spatial,
                                              short_side=cfg.eval.short_side)
         num_classes = resolve_num_classes(cfg, class_names)
-        method = dict(cfg.method)
+        method = cfg.method
         if model is None:
             model, method = load_for_eval(cfg, checkpoint, num_classes)
         model = model.to(info.device)
@@ -310,10 +307,9 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
             dist.cleanup()
 
 
-def _method_of(model: nn.Module, fallback: dict) -> dict:
-    """The method as applied (every option, defaults included), else `fallback`."""
-    applied = getattr(model, "peft_config", None)
-    return applied.to_dict() if applied is not None else dict(fallback)
+def _method_of(model: nn.Module, fallback: PeftConfig) -> PeftConfig:
+    """The method as applied to the model, else `fallback`."""
+    return getattr(model, "peft_config", None) or fallback
 
 
 def write_manifest(manifest: Any, path: Path) -> None:
@@ -325,4 +321,4 @@ def write_manifest(manifest: Any, path: Path) -> None:
                 merged.setdefault(split, {}).setdefault(row["path"], row)
     if dist.is_main():
         content = {split: [rows[p] for p in sorted(rows)] for split, rows in sorted(merged.items())}
-        atomic_write_text(path, json.dumps(content, indent=2) + "\n")
+        atomic_write_json(path, content)

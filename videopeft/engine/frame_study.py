@@ -22,10 +22,11 @@ from typing import Sequence
 
 import torch
 
-from videopeft.config import ConfigError, RunConfig
+from videopeft.config import RunConfig, method_config
+from videopeft.errors import ConfigError
+from videopeft.io import atomic_write_text
 
 from . import distributed as dist
-from .checkpoint import atomic_write_text
 from .logging import read_jsonl
 from .report import markdown_table, plot_frame_study
 
@@ -47,20 +48,13 @@ def cell_config(base: RunConfig, method: str, frames: int, seed: int, out_dir: P
     The base method's options are kept when its name is `method`; other methods get their
     defaults plus the base method's `head_bn`, so every cell has the same head.
     """
-    from videopeft.peft import method_config
-
     cfg = copy.deepcopy(base)
     cfg.data.num_frames = frames
-    if base.method.get("name") == method:
-        cfg.method = dict(base.method)
-    else:
-        cfg.method = {"name": method}
-        if "head_bn" in base.method:
-            cfg.method["head_bn"] = base.method["head_bn"]
-    method_config(cfg.method)  # ConfigError now, not after the first cells have run
+    if base.method.name != method:
+        cfg.method = method_config({"name": method, "head_bn": base.method.head_bn})
     if frames % cfg.model.tubelet_size:
-        raise ConfigError(f"frames: {frames} is not a multiple of model.tubelet_size "
-                          f"{cfg.model.tubelet_size}")
+        raise ConfigError(f"{frames} is not a multiple of model.tubelet_size "
+                          f"{cfg.model.tubelet_size}", key="frames")
     cfg.seed = seed
     cfg.output_dir = str(out_dir)
     cfg.train.resume = "auto"

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
+
 from .metrics import fuse_views
 
 __all__ = ["model_from_adapter", "infer", "merge_adapter", "MergeResult", "fold_head_bn"]
@@ -70,8 +72,8 @@ def _data_config(meta: dict) -> Any:
                       img_size=int(s.get("img_size", meta.get("img_size", 224))),
                       sampling=s.get("sampling", "segment"), stride=int(s.get("stride", 4)),
                       short_video=s.get("short_video", "repeat_last"),
-                      mean=tuple(s.get("mean", (0.485, 0.456, 0.406))),
-                      std=tuple(s.get("std", (0.229, 0.224, 0.225))))
+                      mean=tuple(s.get("mean", IMAGENET_MEAN)),
+                      std=tuple(s.get("std", IMAGENET_STD)))
 
 
 @torch.no_grad()
@@ -162,11 +164,7 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
                                 f"VideoViT has no slot for; only lora, bitfit, partial, linear "
                                 f"and full adapters can be merged")
     plain.load_state_dict(state, strict=True)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    save_pretrained(plain, tmp)
-    os.replace(tmp, out)
+    out = save_pretrained(plain, out)
 
     check = _backbone_from_arch(arch).eval()  # reload from disk: the file is what is verified
     load_pretrained(check, out)

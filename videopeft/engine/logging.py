@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from videopeft.io import atomic_write_text
+
 __all__ = ["MetricsLogger", "read_jsonl", "setup_console_logging", "cpu_name"]
 
 _log = logging.getLogger(__name__)
@@ -136,9 +138,7 @@ class MetricsLogger:
             return
         self._file.close()
         keep = [e for e in read_jsonl(self.path) if e.get("step", 0) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in keep))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in keep))
         self._file = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
+from videopeft.io import atomic_path  # noqa: E402
+
 from .logging import read_jsonl  # noqa: E402
 
 __all__ = ["plot_training_curves", "plot_confusion_matrix", "plot_frame_study", "markdown_table"]
@@ -132,10 +134,10 @@ def markdown_table(rows: list[dict], columns: Sequence[str] | None = None,
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path

@@ -31,7 +31,6 @@ Raises:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
@@ -43,13 +42,15 @@ import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from videopeft.config import ConfigError, RunConfig, config_to_dict, save_config
+from videopeft.config import RunConfig, config_to_dict, save_config
+from videopeft.errors import CheckpointError, ConfigError
+from videopeft.io import atomic_write_json
 
 from . import distributed as dist
 from .builder import (Precision, build_model, count_params, gflops_per_view, peak_memory_mb,
                       resolve_num_classes, resolve_output_dir, resolve_precision)
-from .checkpoint import (CheckpointError, CheckpointManager, atomic_write_text, find_resume,
-                         load_checkpoint, load_model_state, model_state, rng_state, set_rng_state)
+from .checkpoint import (CheckpointManager, find_resume, load_checkpoint, load_model_state,
+                         model_state, rng_state, set_rng_state)
 from .evaluate import evaluate, evaluate_model, write_manifest
 from .loaders import build_train_loader
 from .logging import MetricsLogger, setup_console_logging
@@ -148,8 +149,8 @@ def build_criterion(cfg: RunConfig, num_classes: int) -> tuple[Callable | None, 
     t = cfg.train
     if t.mixup > 0 or t.cutmix > 0:
         if t.batch_size % 2:
-            raise ConfigError(f"train.batch_size: mixup/cutmix need an even per-process batch, "
-                              f"got {t.batch_size}")
+            raise ConfigError(f"mixup/cutmix need an even per-process batch, got {t.batch_size}",
+                              key="train.batch_size")
         mixup = Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, label_smoothing=t.label_smoothing,
                       num_classes=num_classes)
         return mixup, SoftTargetCrossEntropy()
@@ -222,7 +223,8 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, lr: float, **opt_kwargs: A
     t = cfg.train
     groups = param_groups(model, t.weight_decay, t.layer_decay)
     if not groups:
-        raise ConfigError(f"method {cfg.method.get('name')!r} left no trainable parameters")
+        raise ConfigError(f"method {cfg.method.name!r} left no trainable parameters",
+                          key="method.name")
     for g in groups:
         g.pop("names")
     # timm passes momentum only to the optimizers that take it (sgd, momentum, lars, ...)
@@ -311,12 +313,6 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resolved_method(method: dict) -> dict:
-    """The method with every option spelled out (so {"rank": 8} equals the default rank)."""
-    from videopeft.peft import method_config
-    return method_config(method).to_dict()
-
-
 # ============================================================================= entry points
 
 def train(cfg: RunConfig, *, run_name: str = "run") -> dict:
@@ -355,8 +351,7 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
         if finished:
             write_manifest(manifest, out_dir / "manifest.json")  # gathers every rank's records
         elif info.is_main:  # no collectives after an error: other ranks may be elsewhere
-            atomic_write_text(out_dir / "manifest.json",
-                              json.dumps(manifest.to_dict(), indent=2) + "\n")
+            atomic_write_json(out_dir / "manifest.json", manifest.to_dict())
         logger.close()
         if owns_group:
             dist.cleanup()
@@ -479,7 +474,7 @@ class Recipe:
         }
 
     def _method(self) -> dict:
-        return _resolved_method(self.cfg.method) if self.task.validates else {}
+        return self.cfg.method.to_dict() if self.task.validates else {}
 
     def save(self) -> None:
         """A step checkpoint (and last.pt) at the current position."""

@@ -39,6 +39,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from videopeft.constants import POS_POLICIES
+from videopeft.errors import CheckpointError, one_line
+from videopeft.io import atomic_path
+
 from .pos_embed import Grid, resample_pos_embed_3d
 
 __all__ = ["CheckpointError", "LoadReport", "ConvertNotes", "SourceInfo", "LAYOUTS",
@@ -50,8 +54,7 @@ _log = logging.getLogger(__name__)
 StateDict = dict[str, torch.Tensor]
 
 LAYOUTS = ("videopeft", "official_finetune", "official_pretrain", "hf", "timm")
-POS_POLICIES = ("regenerate", "resample")
-# every released VideoMAE pre-training run used 16 frames at 224 px (REFERENCE section 2)
+# every released VideoMAE pre-training run used 16 frames at 224 px (MCG-NJU/VideoMAE scripts/*/pretrain.sh)
 OFFICIAL_PRETRAIN_FRAMES, OFFICIAL_PRETRAIN_SIZE = 16, 224
 _KEY_BIAS_ATOL = 1e-6
 _WRAPPER_KEYS = ("model", "module", "state_dict")
@@ -60,10 +63,6 @@ _ARCH_META_KEY = "videopeft.arch"
 # EOFError, UnpicklingError or RuntimeError depending on the first bytes); all mean "unreadable".
 _TORCH_LOAD_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError,
                       LookupError, TypeError, AttributeError, struct.error)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model; the message is one line."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +196,7 @@ def _torch_load(path: Path) -> Any:
         with ctx:
             return torch.load(path, map_location="cpu", weights_only=True)
     except _TORCH_LOAD_ERRORS as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_one_line(e)})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(e)})") from None
 
 
 def _load_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
@@ -208,27 +207,14 @@ def _load_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
             meta = f.metadata() or {}
         return load_file(str(path), device="cpu"), meta
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)})") from None
-
-
-def _one_line(e: BaseException) -> str:
-    """The gist of a loader exception in one short line (torch's messages run to paragraphs)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
-    glob = re.search(r"GLOBAL ([\w.]+)", text)
-    if glob:  # weights_only refused a pickled object: name it instead of torch's long advice
-        return f"it pickles {glob.group(1)}, which weights_only loading refuses"
-    inner = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
-    if inner:  # not a pickle torch.load understands at all (random bytes, JSON, text)
-        return f"not a PyTorch pickle: {inner.group(1).strip()}"
-    first = re.split(r"(?<=\.)\s", text.splitlines()[0])[0] if text else ""
-    return f"{type(e).__name__}: {first[:160]}" if first else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(e)})") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({_one_line(e)})") from None
+        raise CheckpointError(f"{path}: not valid JSON ({one_line(e)})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
@@ -689,7 +675,8 @@ def _note_hf_eps(info: SourceInfo, notes: ConvertNotes) -> None:
 
 
 def save_pretrained(model: nn.Module, path: str | Path) -> Path:
-    """Write `model`'s weights with its `arch` so a later load knows the grid it was built for.
+    """Write `model`'s weights with its `arch` so a later load knows the grid it was built for
+    (atomically: the file is whole or absent).
 
     `.safetensors` stores arch as JSON metadata; any other suffix a `torch.save` dict
     {'model': state_dict, 'arch': arch}.
@@ -697,10 +684,11 @@ def save_pretrained(model: nn.Module, path: str | Path) -> Path:
     path = Path(path)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     arch = dict(getattr(model, "arch", {}))
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-        save_file(sd, str(path), metadata={_ARCH_META_KEY: json.dumps(arch)})
-    else:
-        torch.save({"model": sd, "arch": arch}, path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+            save_file(sd, str(tmp), metadata={_ARCH_META_KEY: json.dumps(arch)})
+        else:
+            torch.save({"model": sd, "arch": arch}, tmp)
     return path
 

@@ -22,6 +22,9 @@ import torch.utils.checkpoint
 from einops import rearrange
 from timm.layers import trunc_normal_
 
+from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
+
+from .archs import DECODER_ARCHS
 from .pos_embed import Grid, sinusoid_table
 from .vit import Block, LayerNorm, VideoViT, create_model
 
@@ -30,18 +33,7 @@ __all__ = ["tube_mask", "patchify", "unpatchify", "PretrainDecoder", "PretrainVi
 
 _log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _TARGET_EPS = 1e-6  # added to the std, not the variance (official engine_for_pretraining.py)
-
-# Decoder sizes of the official scripts (REFERENCE section 2) plus a tiny one for tests.
-DECODER_ARCHS: dict[str, dict[str, int]] = {
-    "videomae_tiny": dict(decoder_dim=32, decoder_depth=1, decoder_heads=2),
-    "videomae_small": dict(decoder_dim=192, decoder_depth=4, decoder_heads=3),
-    "videomae_base": dict(decoder_dim=384, decoder_depth=4, decoder_heads=6),
-    "videomae_large": dict(decoder_dim=512, decoder_depth=12, decoder_heads=8),
-    "videomae_huge": dict(decoder_dim=640, decoder_depth=12, decoder_heads=8),
-}
 
 
 def tube_mask(batch: int, grid: Grid, ratio: float,

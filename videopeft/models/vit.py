@@ -23,6 +23,7 @@ import torch.utils.checkpoint
 from einops import rearrange
 from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_, use_fused_attn
 
+from .archs import MODEL_ARCHS
 from .pos_embed import Grid, resample_pos_embed_3d, table_for_grid
 
 __all__ = ["PatchEmbed3D", "Attention", "Block", "VideoViT", "create_model", "MODEL_ARCHS",
@@ -308,16 +309,6 @@ class VideoViT(nn.Module):
         h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
         p, t = self.patch_embed.patch_size, self.patch_embed.tubelet_size
         return self.num_prefix_tokens + (num_frames // t) * (h // p) * (w // p)
-
-
-# The released VideoMAE sizes (REFERENCE §1) plus a tiny one for tests.
-MODEL_ARCHS: dict[str, dict[str, Any]] = {
-    "videomae_tiny": dict(embed_dim=48, depth=2, num_heads=3),
-    "videomae_small": dict(embed_dim=384, depth=12, num_heads=6),
-    "videomae_base": dict(embed_dim=768, depth=12, num_heads=12),
-    "videomae_large": dict(embed_dim=1024, depth=24, num_heads=16),
-    "videomae_huge": dict(embed_dim=1280, depth=32, num_heads=16),
-}
 
 
 def list_models() -> list[str]:

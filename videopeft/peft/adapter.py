@@ -12,33 +12,16 @@ Keys: `blocks.i.adapter_attn.{down_proj,up_proj}.{weight,bias}` and the same for
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
 from videopeft.models.vit import Block, VideoViT
 
 from .adaptmlp import AdaptMLP
-from .base import AdoptedBlock, Layers, PeftConfig, layers_problem, one_of, positive_int, resolve_layers
+from .base import AdoptedBlock, resolve_layers
+from .config import AdapterConfig
 
 __all__ = ["AdapterConfig", "AdapterBlock", "apply_adapter"]
-
-
-@dataclass(kw_only=True)
-class AdapterConfig(PeftConfig):
-    """Houlsby adapter options. bottleneck 64 matches AdaptMLP's default for a like-for-like
-    comparison (Houlsby et al. swept 8/64/256); act "gelu" (the ViT's own) or "relu"."""
-
-    name: ClassVar[str] = "adapter"
-    bottleneck: int = 64
-    act: str = "gelu"
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        return [positive_int("bottleneck", self.bottleneck),
-                one_of("act", self.act, ("gelu", "relu")),
-                layers_problem("layers", self.layers)]
 
 
 class AdapterBlock(AdoptedBlock):

@@ -20,51 +20,20 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
 
 from videopeft.models.vit import Block, VideoViT
 
-from .base import (AdoptedBlock, Layers, PeftConfig, fraction, layers_problem, one_of, positive_int,
-                   resolve_layers)
+from .base import AdoptedBlock, resolve_layers
+from .config import AdaptMLPConfig
 
 __all__ = ["AdaptMLPConfig", "AdaptMLP", "AdaptMLPBlock", "apply_adaptmlp"]
 
 _log = logging.getLogger(__name__)
 
 _ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
-
-
-@dataclass(kw_only=True)
-class AdaptMLPConfig(PeftConfig):
-    """AdaptMLP options; defaults = AdaptFormer's video recipe (REFERENCE §4, main_video.py).
-
-    bottleneck: hidden width r (`--ffn_num`, 64). scale: a float (0.1) or "learnable" (a
-    Parameter initialised to 1). layernorm: "none" | "in" | "out". dropout: after the ReLU.
-    mode: "parallel" | "sequential". layers: None = every block, or indices / "start:stop".
-    """
-
-    name: ClassVar[str] = "adaptmlp"
-    bottleneck: int = 64
-    scale: float | str = 0.1
-    layernorm: str = "none"
-    dropout: float = 0.0
-    mode: str = "parallel"
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        scale_ok = self.scale == "learnable" or (
-            isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool))
-        return [positive_int("bottleneck", self.bottleneck),
-                None if scale_ok else
-                f"method.scale: expected a float or 'learnable', got {self.scale!r}",
-                one_of("layernorm", self.layernorm, ("none", "in", "out")),
-                fraction("dropout", self.dropout),
-                one_of("mode", self.mode, ("parallel", "sequential")),
-                layers_problem("layers", self.layers)]
 
 
 class AdaptMLP(nn.Module):

@@ -1,137 +1,42 @@
-"""What every PEFT method shares: the common config, config checks, layer selection, block
-adoption (swap a Block keeping its keys), the BatchNorm head and the trainable-parameter report.
-
-Kept apart from `__init__` so the method modules can import it without a cycle.
+"""What every PEFT method's code shares: layer selection, block adoption (swap a Block keeping
+its keys), the BatchNorm head and the trainable-parameter report. (The configs are in config.py.)
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
-import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videopeft.config import ConfigError
+from videopeft.errors import ConfigError
 from videopeft.models.vit import Block, VideoViT
 
-__all__ = ["PeftConfig", "Layers", "TrainableReport", "ParamGroup", "AdoptedBlock", "BatchNormHead",
-           "check", "positive_int", "fraction", "one_of", "layers_problem", "resolve_layers",
+from .config import SLICE_PATTERN, Layers, PeftConfig
+
+__all__ = ["TrainableReport", "ParamGroup", "AdoptedBlock", "BatchNormHead", "resolve_layers",
            "link", "mark_trainable", "refreeze", "add_head_bn", "BLOCK_PARTS"]
 
-_log = logging.getLogger(__name__)
-
-# A layer selection: None (every block), a list of block indices (negative counts from the end),
-# or a slice string "start:stop" such as "6:" (the last six blocks of a 12-block model) or ":-2".
-Layers = list[int] | str | None
-
-_SLICE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
-
-
-# ----------------------------------------------------------------------------- config checks
-
-def check(*problems: str | None) -> None:
-    """Raise one ConfigError with a line per problem; None entries mean "fine"."""
-    found = [p for p in problems if p]
-    if found:
-        raise ConfigError("\n".join(found))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def positive_int(key: str, value: Any) -> str | None:
-    """'method.<key>: expected a positive int, got ...' unless value is an int >= 1."""
-    if _is_int(value) and value >= 1:
-        return None
-    return f"method.{key}: expected a positive int, got {value!r}"
-
-
-def fraction(key: str, value: Any) -> str | None:
-    """A dropout probability: a number in [0, 1)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0:
-        return None
-    return f"method.{key}: expected a float in [0, 1), got {value!r}"
-
-
-def one_of(key: str, value: Any, choices: Sequence[Any]) -> str | None:
-    """A value from a fixed list."""
-    if value in choices:
-        return None
-    return f"method.{key}: expected one of {list(choices)}, got {value!r}"
-
-
-def layers_problem(key: str, value: Any) -> str | None:
-    """Syntax of a layer selection (indices are checked against the depth at apply time)."""
-    if value is None:
-        return None
-    if isinstance(value, str) and _SLICE.match(value):
-        return None
-    if isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value):
-        return None
-    return (f"method.{key}: expected null (all blocks), a non-empty list of block indices or a "
-            f"'start:stop' slice, got {value!r}")
-
+# ----------------------------------------------------------------------------- layer selection
 
 def resolve_layers(spec: Layers, depth: int, key: str = "layers") -> list[int]:
     """Block indices (sorted, unique, non-negative) selected by `spec` in a `depth`-block model."""
     if spec is None:
         return list(range(depth))
     if isinstance(spec, str):
-        start, stop = _SLICE.match(spec).groups()
+        start, stop = SLICE_PATTERN.match(spec).groups()
         picked = list(range(depth))[slice(int(start) if start else None, int(stop) if stop else None)]
     else:
         bad = [i for i in spec if not -depth <= i < depth]
         if bad:
-            raise ConfigError(f"method.{key}: expected block indices in [-{depth}, {depth}) for this "
-                              f"{depth}-block model, got {list(spec)}")
+            raise ConfigError(f"expected block indices in [-{depth}, {depth}) for this "
+                              f"{depth}-block model, got {list(spec)}", key=f"method.{key}")
         picked = sorted({i % depth for i in spec})
     if not picked:
-        raise ConfigError(f"method.{key}: expected a selection of at least one of the {depth} "
-                          f"blocks, got {spec!r}")
+        raise ConfigError(f"expected a selection of at least one of the {depth} blocks, got "
+                          f"{spec!r}", key=f"method.{key}")
     return picked
-
-
-# ----------------------------------------------------------------------------- common config
-
-@dataclass(kw_only=True)
-class PeftConfig:
-    """The part of every method's config that says what trains besides the method's own tensors.
-
-    train_head: the classifier (`head`) trains; true in every method by default.
-    train_fc_norm: the final norm before the head (`fc_norm`, or `norm` in the cls-token variant)
-        trains, as in AdaptFormer's main_video.py.
-    head_bn: put AdaptFormer's BatchNorm1d(affine=False, eps=1e-6) in front of the head (no
-        parameters, running statistics only; saved in adapter files).
-    """
-
-    name: ClassVar[str] = ""
-    train_head: bool = True
-    train_fc_norm: bool = True
-    head_bn: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(getattr(self, "layers", None), (range, tuple)):
-            self.layers = list(self.layers)  # type: ignore[attr-defined]
-        flags = [None if isinstance(getattr(self, k), bool) else
-                 f"method.{k}: expected true or false, got {getattr(self, k)!r}"
-                 for k in ("train_head", "train_fc_norm", "head_bn")]
-        check(*flags, *self.problems())
-
-    def problems(self) -> list[str | None]:
-        """The method's own range checks, one message (or None) per key; all reported together."""
-        return []
-
-    def to_dict(self) -> dict[str, Any]:
-        """The YAML/JSON form, `{"name": ..., key: value}`, that `method_config` reads back."""
-        def plain(v: Any) -> Any:
-            return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
-        return {"name": self.name, **{f.name: plain(getattr(self, f.name))
-                                      for f in dataclasses.fields(self)}}
 
 
 # ----------------------------------------------------------------------------- module helpers

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -26,31 +24,12 @@ import torch.nn.functional as F
 
 from videopeft.models.vit import VideoViT
 
-from .base import (Layers, PeftConfig, TrainableReport, layers_problem, link, mark_trainable,
-                   positive_int, resolve_layers)
+from .base import TrainableReport, link, mark_trainable, resolve_layers
+from .config import PrefixConfig
 
 __all__ = ["PrefixConfig", "PrefixEncoder", "PrefixKV", "apply_prefix", "fold_prefix"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(kw_only=True)
-class PrefixConfig(PeftConfig):
-    """Prefix options: num_prefix P keys/values per block; reparam through an MLP of width
-    reparam_hidden (512, Li & Liang's table-to-text setting [unverified]); layers (None = all)."""
-
-    name: ClassVar[str] = "prefix"
-    num_prefix: int = 10
-    reparam: bool = True
-    reparam_hidden: int = 512
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        return [positive_int("num_prefix", self.num_prefix),
-                None if isinstance(self.reparam, bool) else
-                f"method.reparam: expected true or false, got {self.reparam!r}",
-                positive_int("reparam_hidden", self.reparam_hidden),
-                layers_problem("layers", self.layers)]
 
 
 class PrefixEncoder(nn.Module):

@@ -9,50 +9,16 @@ full: everything.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
 
-from videopeft.config import ConfigError
+from videopeft.errors import ConfigError
 from videopeft.models.vit import VideoViT
 
-from .base import PeftConfig, positive_int
+from .config import BitFitConfig, FullConfig, LinearConfig, PartialConfig
 
 __all__ = ["BitFitConfig", "PartialConfig", "LinearConfig", "FullConfig", "apply_bitfit",
            "apply_partial", "apply_linear", "apply_full", "BIAS_NAMES"]
 
 BIAS_NAMES = ("bias", "q_bias", "v_bias")
-
-
-@dataclass(kw_only=True)
-class BitFitConfig(PeftConfig):
-    """Train every bias (see the module docstring for which)."""
-
-    name: ClassVar[str] = "bitfit"
-
-
-@dataclass(kw_only=True)
-class PartialConfig(PeftConfig):
-    """Train the last k blocks."""
-
-    name: ClassVar[str] = "partial"
-    k: int = 1
-
-    def problems(self) -> list[str | None]:
-        return [positive_int("k", self.k)]
-
-
-@dataclass(kw_only=True)
-class LinearConfig(PeftConfig):
-    """Linear probe: head and fc_norm only."""
-
-    name: ClassVar[str] = "linear"
-
-
-@dataclass(kw_only=True)
-class FullConfig(PeftConfig):
-    """Full fine-tuning."""
-
-    name: ClassVar[str] = "full"
 
 
 def apply_bitfit(model: VideoViT, cfg: BitFitConfig) -> dict[str, list[str]]:

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -40,43 +38,13 @@ import torch.nn.functional as F
 
 from videopeft.models.vit import Block, VideoViT
 
-from .base import (AdoptedBlock, Layers, PeftConfig, fraction, layers_problem, link, one_of,
-                   positive_int, resolve_layers)
+from .base import AdoptedBlock, link, resolve_layers
+from .config import VPTConfig
 
 __all__ = ["VPTConfig", "VisualPrompts", "PromptedBlock", "PromptKV", "PromptKVHandle",
            "apply_vpt", "precompute_prompt_kv", "prompt_init_bound"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(kw_only=True)
-class VPTConfig(PeftConfig):
-    """VPT options. num_prompts: p tokens per set (5 = KMnP/vpt's MODEL.PROMPT.NUM_TOKENS;
-    AdaptFormer's `--vpt_num` default is 1). deep: fresh prompts per block (True) or input only.
-    location: "prepend" | "add". share: "none" | "inter" (one set for all blocks, deep only).
-    dropout: on the prompt tokens. layers: prompted blocks for deep VPT (None = all)."""
-
-    name: ClassVar[str] = "vpt"
-    num_prompts: int = 5
-    deep: bool = True
-    location: str = "prepend"
-    share: str = "none"
-    dropout: float = 0.0
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        shallow = self.deep is False
-        return [positive_int("num_prompts", self.num_prompts),
-                None if isinstance(self.deep, bool) else
-                f"method.deep: expected true or false, got {self.deep!r}",
-                one_of("location", self.location, ("prepend", "add")),
-                one_of("share", self.share, ("none", "inter")),
-                fraction("dropout", self.dropout),
-                layers_problem("layers", self.layers),
-                f"method.layers: expected null for shallow VPT (deep: false), got {self.layers!r}"
-                if shallow and self.layers is not None else None,
-                f"method.share: expected 'none' for shallow VPT (deep: false), got {self.share!r}"
-                if shallow and self.share != "none" else None]
 
 
 def prompt_init_bound(model: VideoViT) -> float:
