@@ -149,26 +149,17 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable}
 
 
-@torch.no_grad()
 def gflops_per_view(model: nn.Module, num_frames: int, img_size: int, device: torch.device,
                     forward: Any = None) -> float:
-    """FLOPs of one forward pass on one view (1, 3, T, H, W), in GFLOPs (MACs = FLOPs / 2).
+    """Forward GFLOPs of one view (1, 3, T, H, W): multiply-add = 2 FLOPs, attention counted
+    whatever kernel runs it (`videopeft.models.flops.forward_flops`; GMACs = GFLOPs / 2).
 
-    Counted by `torch.utils.flop_counter.FlopCounterMode` (matmuls, convolutions, attention).
     `forward(model, x)` replaces `model(x)` for models with another call signature.
     """
-    from torch.utils.flop_counter import FlopCounterMode
+    from videopeft.models.flops import forward_flops
 
-    x = torch.zeros(1, 3, num_frames, img_size, img_size, device=device)
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    try:
-        with counter:
-            forward(model, x) if forward else model(x)
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() / 1e9
+    return forward_flops(model, (3, num_frames, img_size, img_size), forward=forward,
+                         device=device) / 1e9
 
 
 def peak_memory_mb(device: torch.device) -> float:
