@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from videopeft import peft
 from videopeft.config import ConfigError, load_config
+from videopeft.engine.train import param_groups
 from videopeft.peft.adaptmlp import AdaptMLPBlock
 from videopeft.peft.base import mark_trainable
 
@@ -100,13 +101,12 @@ def test_one_step_updates_only_the_reported_parameters(tiny_vit, clip, method):
 @pytest.mark.parametrize("method", CASES)
 def test_optimizer_groups_hold_only_trainable_tensors(tiny_vit, method):
     report = peft.apply(tiny_vit, method)
-    params = [(n, p) for n, p in tiny_vit.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for _, p in params if p.dim() >= 2], "weight_decay": 0.05},
-              {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups)
+    groups = param_groups(tiny_vit, weight_decay=0.05, layer_decay=0.75)  # the engine's own
+    opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups])
     held = {id(p) for g in opt.param_groups for p in g["params"]}
     named = dict(tiny_vit.named_parameters())
     assert held == {id(named[n]) for n in report.trainable}
+    assert sorted(n for g in groups for n in g["names"]) == sorted(report.trainable)
 
 
 @pytest.mark.parametrize("method", CASES)

@@ -23,7 +23,7 @@ __all__ = ["TrainableReport", "ParamGroup", "AdoptedBlock", "BatchNormHead", "re
 
 # ----------------------------------------------------------------------------- layer selection
 
-def resolve_layers(spec: Layers, depth: int, key: str = "layers") -> list[int]:
+def resolve_layers(spec: Layers, depth: int) -> list[int]:
     """Block indices (sorted, unique, non-negative) selected by `spec` in a `depth`-block model."""
     if spec is None:
         return list(range(depth))
@@ -34,11 +34,11 @@ def resolve_layers(spec: Layers, depth: int, key: str = "layers") -> list[int]:
         bad = [i for i in spec if not -depth <= i < depth]
         if bad:
             raise ConfigError(f"expected block indices in [-{depth}, {depth}) for this "
-                              f"{depth}-block model, got {list(spec)}", key=f"method.{key}")
+                              f"{depth}-block model, got {list(spec)}", key="method.layers")
         picked = sorted({i % depth for i in spec})
     if not picked:
         raise ConfigError(f"expected a selection of at least one of the {depth} blocks, got "
-                          f"{spec!r}", key=f"method.{key}")
+                          f"{spec!r}", key="method.layers")
     return picked
 
 

@@ -168,10 +168,6 @@ class PromptKVHandle:
                              "outputs dropped after every block); this model has none or a "
                              "shallow/'add' variant, whose prompts depend on the input")
 
-    @property
-    def enabled(self) -> bool:
-        return all(b.use_kv_prefix for b in self.blocks)
-
     @torch.no_grad()
     def enable(self) -> None:
         """Compute every prompted block's prompt keys/values and stop inserting prompt tokens."""
