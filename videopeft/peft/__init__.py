@@ -3,8 +3,10 @@
 `method` is a mapping (the YAML `method:` section, `{"name": "lora", "rank": 8}`) or a method
 dataclass. `apply` freezes the whole model, adds the method's modules, unfreezes exactly what the
 method trains plus the common set (head and fc_norm unless the config says otherwise) and returns
-a TrainableReport, which prints as a table. Base state-dict keys never change, so backbone
-weights load before or after `apply`.
+a TrainableReport, which prints as a table. The modules a method adds declare what trains
+(`adapter_params()`, torchtune's AdapterModule protocol; `get_adapter_params` collects them);
+bitfit, partial, linear and full add nothing and select backbone parameters by rule. Base
+state-dict keys never change, so backbone weights load before or after `apply`.
 
     name      config          trains (besides head + fc_norm)
     adaptmlp  AdaptMLPConfig  blocks.i.adaptmlp.*            (AdaptFormer)
@@ -27,7 +29,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".config": ["PeftConfig", "AdaptMLPConfig", "VPTConfig", "PrefixConfig", "AdapterConfig",
                 "LoraConfig", "BitFitConfig", "PartialConfig", "LinearConfig", "FullConfig",
                 "METHOD_CONFIGS"],
-    ".base": ["TrainableReport", "ParamGroup"],
+    ".base": ["TrainableReport", "ParamGroup", "AdapterModule", "get_adapter_params"],
     ".lora": ["LoRALinear", "merge_lora", "unmerge_lora"],
     ".prefix": ["fold_prefix"],
     ".vpt": ["precompute_prompt_kv"],

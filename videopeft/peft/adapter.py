@@ -12,7 +12,6 @@ Keys: `blocks.i.adapter_attn.{down_proj,up_proj}.{weight,bias}` and the same for
 """
 from __future__ import annotations
 
-
 import torch
 
 from videopeft.models.vit import Block, VideoViT
@@ -38,9 +37,8 @@ class AdapterBlock(AdoptedBlock):
         return x + self.drop_path2(self.ls2(h + self.adapter_mlp(h)))
 
 
-def apply_adapter(model: VideoViT, cfg: AdapterConfig) -> dict[str, list[str]]:
-    """Swap the selected blocks for AdapterBlocks; return {"adapter": new parameter names}."""
-    names: list[str] = []
+def apply_adapter(model: VideoViT, cfg: AdapterConfig) -> None:
+    """Swap the selected blocks for AdapterBlocks (their two AdaptMLPs declare what trains)."""
     for i in resolve_layers(cfg.layers, len(model.blocks)):
         block = model.blocks[i]
         ref = block.mlp.fc1.weight
@@ -49,8 +47,4 @@ def apply_adapter(model: VideoViT, cfg: AdapterConfig) -> dict[str, list[str]]:
             return AdaptMLP(model.embed_dim, cfg.bottleneck, scale=1.0, act=cfg.act,
                             device=ref.device, dtype=ref.dtype)
 
-        new = AdapterBlock(block, make(), make())
-        model.blocks[i] = new
-        names += [f"blocks.{i}.{n}" for part in ("adapter_attn", "adapter_mlp")
-                  for n in (f"{part}.{p}" for p, _ in getattr(new, part).named_parameters())]
-    return {"adapter": names}
+        model.blocks[i] = AdapterBlock(block, make(), make())

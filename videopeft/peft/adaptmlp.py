@@ -77,6 +77,10 @@ class AdaptMLP(nn.Module):
             out = self.adapter_layer_norm_before(out)
         return out
 
+    def adapter_params(self) -> list[str]:
+        """All of the branch trains (AdapterModule)."""
+        return [n for n, _ in self.named_parameters()]
+
 
 class AdaptMLPBlock(AdoptedBlock):
     """A Block (same submodules and keys) plus `adaptmlp`, in parallel with or after the MLP."""
@@ -94,16 +98,14 @@ class AdaptMLPBlock(AdoptedBlock):
         return x + h + self.adaptmlp(h)  # sequential: adapter with its own residual on h
 
 
-def apply_adaptmlp(model: VideoViT, cfg: AdaptMLPConfig) -> dict[str, list[str]]:
-    """Swap the selected blocks for AdaptMLPBlocks; return {"adaptmlp": new parameter names}."""
-    names: list[str] = []
-    for i in resolve_layers(cfg.layers, len(model.blocks)):
+def apply_adaptmlp(model: VideoViT, cfg: AdaptMLPConfig) -> None:
+    """Swap the selected blocks for AdaptMLPBlocks (their branches declare what trains)."""
+    layers = resolve_layers(cfg.layers, len(model.blocks))
+    for i in layers:
         block = model.blocks[i]
         ref = block.mlp.fc1.weight
         branch = AdaptMLP(model.embed_dim, cfg.bottleneck, scale=cfg.scale,
                           layernorm=cfg.layernorm, dropout=cfg.dropout,
                           device=ref.device, dtype=ref.dtype)
         model.blocks[i] = AdaptMLPBlock(block, branch, cfg.mode)
-        names += [f"blocks.{i}.adaptmlp.{n}" for n, _ in branch.named_parameters()]
-    _log.debug("adaptmlp: %d tensors in %d blocks", len(names), len(model.blocks))
-    return {"adaptmlp": names}
+    _log.debug("adaptmlp: branches in %d of %d blocks", len(layers), len(model.blocks))

@@ -1,10 +1,12 @@
 """What every PEFT method's code shares: layer selection, block adoption (swap a Block keeping
-its keys), the BatchNorm head and the trainable-parameter report. (The configs are in config.py.)
+its keys), the BatchNorm head, and what trains: the modules a method adds declare their tensors
+(`AdapterModule.adapter_params`), methods that add nothing select backbone parameters by rule, and
+`mark_trainable` turns both into requires_grad flags and the report. (The configs are in config.py.)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
@@ -16,11 +18,12 @@ from videopeft.models.vit import Block, VideoViT
 from .config import SLICE_PATTERN, Layers, PeftConfig
 
 __all__ = ["TrainableReport", "ParamGroup", "AdoptedBlock", "BatchNormHead", "resolve_layers",
-           "link", "mark_trainable", "refreeze", "add_head_bn", "BLOCK_PARTS"]
+           "link", "AdapterModule", "get_adapter_params", "Rules", "mark_trainable", "refreeze",
+           "add_head_bn", "BLOCK_PARTS"]
 
 # ----------------------------------------------------------------------------- layer selection
 
-def resolve_layers(spec: Layers, depth: int, key: str = "layers") -> list[int]:
+def resolve_layers(spec: Layers, depth: int) -> list[int]:
     """Block indices (sorted, unique, non-negative) selected by `spec` in a `depth`-block model."""
     if spec is None:
         return list(range(depth))
@@ -31,11 +34,11 @@ def resolve_layers(spec: Layers, depth: int, key: str = "layers") -> list[int]:
         bad = [i for i in spec if not -depth <= i < depth]
         if bad:
             raise ConfigError(f"expected block indices in [-{depth}, {depth}) for this "
-                              f"{depth}-block model, got {list(spec)}", key=f"method.{key}")
+                              f"{depth}-block model, got {list(spec)}", key="method.layers")
         picked = sorted({i % depth for i in spec})
     if not picked:
         raise ConfigError(f"expected a selection of at least one of the {depth} blocks, got "
-                          f"{spec!r}", key=f"method.{key}")
+                          f"{spec!r}", key="method.layers")
     return picked
 
 
@@ -53,9 +56,6 @@ class AdoptedBlock(Block):
 
     def __init__(self, block: Block) -> None:
         nn.Module.__init__(self)  # Block.__init__ would build fresh weights; adopt the old ones
-        if type(block) is not Block:
-            raise TypeError(f"expected a plain videopeft Block, got {type(block).__name__} "
-                            "(a PEFT method is already applied to this block)")
         for part in BLOCK_PARTS:
             setattr(self, part, getattr(block, part))
 
@@ -88,10 +88,8 @@ class BatchNormHead(nn.Module):
 
 
 def add_head_bn(model: VideoViT) -> None:
-    """Replace `model.head` (a Linear) by a BatchNormHead sharing its weights."""
-    if not isinstance(model.head, nn.Linear):
-        raise ConfigError(f"method.head_bn: expected a model with a linear head, got "
-                          f"{type(model.head).__name__} (num_classes=0?)")
+    """Replace `model.head` (a Linear; `peft.apply` checks that first) by a BatchNormHead sharing
+    its weights."""
     model.head = BatchNormHead(model.head)
 
 
@@ -147,51 +145,74 @@ class TrainableReport:
                           *map(fmt, rows[:-2]), rule, *map(fmt, rows[-2:])])
 
 
-def _module_params(model: nn.Module, attr: str) -> list[str]:
-    module = getattr(model, attr, None)
-    if module is None:
-        return []
-    return [f"{attr}.{n}" for n, _ in module.named_parameters()]
+# ----------------------------------------------------------------------------- what trains
+
+@runtime_checkable
+class AdapterModule(Protocol):
+    """A module holding tensors that a PEFT method trains; `adapter_params()` names them, relative
+    to the module (torchtune's protocol of the same name, pytorch/torchtune:
+    torchtune/modules/peft/_utils.py). Any module with that method qualifies."""
+
+    def adapter_params(self) -> list[str]:
+        """Names of the trainable parameters, as in `self.named_parameters()`."""
+        ...
 
 
-def common_groups(model: VideoViT, cfg: PeftConfig) -> dict[str, list[str]]:
-    """The groups every method trains, as the config asks: head, and the final norm."""
-    groups: dict[str, list[str]] = {}
-    if cfg.train_head:
-        groups["head"] = _module_params(model, "head")
-    if cfg.train_fc_norm:  # fc_norm with mean pooling; norm in the cls-token variant
-        groups["fc_norm"] = _module_params(model, "fc_norm") + _module_params(model, "norm")
-    return {k: v for k, v in groups.items() if v}
+def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every parameter that an AdapterModule inside `model` declares, by its name in the model.
 
-
-def mark_trainable(model: VideoViT, cfg: PeftConfig,
-                   method_groups: Mapping[str, Iterable[str]]) -> TrainableReport:
-    """Freeze everything, then unfreeze exactly the method's groups plus the common ones.
-
-    Every declared name must be a parameter of the model (like torchtune's get_adapter_params):
-    a method that declares a name it did not create is a bug, reported here.
+    A declared name the module does not have is a bug in that module, reported here (torchtune's
+    get_adapter_params asserts the same).
     """
-    params = dict(model.named_parameters())
-    common = common_groups(model, cfg)
-    claimed = {n for names in common.values() for n in names}
-    groups: dict[str, list[str]] = {}
-    for gname, names in method_groups.items():
-        kept = [n for n in names if n not in claimed]
-        if kept:
-            groups[gname] = kept
-    groups.update(common)
-    seen: set[str] = set()
-    for gname, names in groups.items():
-        missing = [n for n in names if n not in params]
+    found: dict[str, nn.Parameter] = {}
+    for prefix, module in model.named_modules():
+        if not isinstance(module, AdapterModule):
+            continue
+        declared, own = set(module.adapter_params()), dict(module.named_parameters())
+        missing = sorted(declared.difference(own))
         if missing:
-            raise RuntimeError(f"method {cfg.name!r} declared parameters the model lacks: {missing[:5]}")
-        dup = seen.intersection(names)
-        if dup:
-            raise RuntimeError(f"parameters {sorted(dup)[:5]} are in two groups")
-        seen.update(names)
-    model.requires_grad_(False)
-    for name in seen:
-        params[name].requires_grad_(True)
+            raise RuntimeError(f"{type(module).__name__} {prefix!r} declares parameters it does "
+                               f"not have: {missing}")
+        found.update({f"{prefix}.{n}" if prefix else n: p for n, p in own.items() if n in declared})
+    return found
+
+
+# Report group name -> which existing parameters (by name in the model) the group unfreezes.
+Rules = Mapping[str, Callable[[str], bool]]
+
+
+def common_rules(cfg: PeftConfig) -> dict[str, Callable[[str], bool]]:
+    """The groups every method trains, as the config asks: head, and the final norm (fc_norm with
+    mean pooling, norm in the cls-token variant)."""
+    rules: dict[str, Callable[[str], bool]] = {}
+    if cfg.train_head:
+        rules["head"] = lambda name: name.startswith("head.")
+    if cfg.train_fc_norm:
+        rules["fc_norm"] = lambda name: name.startswith(("fc_norm.", "norm."))
+    return rules
+
+
+def mark_trainable(model: VideoViT, cfg: PeftConfig, rules: Rules | None = None) -> TrainableReport:
+    """Freeze everything, then unfreeze exactly what the method trains, reported in groups:
+
+    * `cfg.name`: every parameter the method's modules declare (`get_adapter_params`);
+    * `rules`: the backbone parameters a method that adds nothing selects (bitfit's biases, ...);
+    * head / fc_norm: the common groups, which claim their parameters first (so bitfit's
+      `head.bias` is reported under head, or under bias when the head is frozen).
+    Within a group, parameters are in model order.
+    """
+    declared = get_adapter_params(model)
+    common = common_rules(cfg)
+    method = {cfg.name: declared.__contains__, **(rules or {})}
+    precedence = [*common.items(), *method.items()]
+    params = dict(model.named_parameters())
+    groups: dict[str, list[str]] = {name: [] for name in [*method, *common]}
+    for name in params:
+        group = next((g for g, selects in precedence if selects(name)), None)
+        if group is not None:
+            groups[group].append(name)
+    groups = {g: names for g, names in groups.items() if names}
+    refreeze(model, [n for names in groups.values() for n in names])
     return TrainableReport(
         method=cfg.name,
         groups=tuple(ParamGroup(g, tuple(ns), sum(params[n].numel() for n in ns))

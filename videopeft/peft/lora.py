@@ -26,6 +26,7 @@ __all__ = ["LoraConfig", "LoRALinear", "apply_lora", "merge_lora", "unmerge_lora
 
 _log = logging.getLogger(__name__)
 
+
 class LoRALinear(nn.Module):
     """A frozen linear map plus a trainable rank-r update scaled by alpha / r."""
 
@@ -52,6 +53,10 @@ class LoRALinear(nn.Module):
         if self.merged:  # the update already lives in `weight`
             return out
         return out + self.scale * self.lora_up(self.lora_down(self.lora_dropout(x)))
+
+    def adapter_params(self) -> list[str]:
+        """The low-rank factors train; the base `weight`/`bias` stay frozen (AdapterModule)."""
+        return ["lora_down.weight", "lora_up.weight"]
 
     def delta_weight(self) -> torch.Tensor:
         """(alpha/r) * up @ down in fp32, shape (out, in)."""
@@ -91,7 +96,7 @@ def _linear_suffixes(model: nn.Module) -> list[str]:
     return list(seen)
 
 
-def apply_lora(model: VideoViT, cfg: LoraConfig) -> dict[str, list[str]]:
+def apply_lora(model: VideoViT, cfg: LoraConfig) -> None:
     """Wrap each nn.Linear whose name ends with a target (in the selected blocks) in a LoRALinear."""
     prefixes = None if cfg.layers is None else tuple(
         f"blocks.{i}." for i in resolve_layers(cfg.layers, len(model.blocks)))
@@ -107,14 +112,11 @@ def apply_lora(model: VideoViT, cfg: LoraConfig) -> dict[str, list[str]]:
                                     f"{', '.join(_linear_suffixes(model))}", "method.targets"))
         chosen += [n for n in hits if n not in chosen]
     check(*problems)
-    names: list[str] = []
     for name in chosen:
         parent, _, child = name.rpartition(".")
         owner = model.get_submodule(parent) if parent else model
         setattr(owner, child, LoRALinear(getattr(owner, child), cfg.rank, cfg.alpha, cfg.dropout))
-        names += [f"{name}.lora_down.weight", f"{name}.lora_up.weight"]
     _log.debug("lora: wrapped %d linears", len(chosen))
-    return {"lora": names}
 
 
 def _lora_layers(model: nn.Module) -> list[LoRALinear]:

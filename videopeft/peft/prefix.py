@@ -63,6 +63,10 @@ class PrefixEncoder(nn.Module):
         kv = F.linear(hidden, self.mlp_out.weight[rows], self.mlp_out.bias[rows])
         return kv[:, :self.dim], kv[:, self.dim:]
 
+    def adapter_params(self) -> list[str]:
+        """Everything trains: `kv`, or the embedding and its MLP (AdapterModule)."""
+        return [n for n, _ in self.named_parameters()]
+
     @torch.no_grad()
     def fold(self) -> None:
         """Replace embedding + MLP by the direct `kv` they produce."""
@@ -95,20 +99,16 @@ class PrefixKV(nn.Module):
         return t.reshape(1, t.shape[0], self.num_heads, -1).transpose(1, 2).clone()
 
 
-def apply_prefix(model: VideoViT, cfg: PrefixConfig) -> dict[str, list[str]]:
-    """Add `model.prefix` and a PrefixKV to every selected block's attention."""
-    if "prefix" in model._modules:
-        raise ValueError("model already has a `prefix` module")
+def apply_prefix(model: VideoViT, cfg: PrefixConfig) -> None:
+    """Add `model.prefix` (the prefixes, which train) and a PrefixKV to every selected block's
+    attention."""
     layers = resolve_layers(cfg.layers, len(model.blocks))
     ref = model.blocks[0].attn.qkv.weight
     model.prefix = PrefixEncoder(len(layers), cfg.num_prefix, model.embed_dim, reparam=cfg.reparam,
                                  hidden=cfg.reparam_hidden, device=ref.device, dtype=ref.dtype)
     for j, i in enumerate(layers):
         attn = model.blocks[i].attn
-        if attn.kv_prefix is not None:
-            raise ValueError(f"blocks.{i}.attn already has a kv_prefix")
         attn.kv_prefix = PrefixKV(model.prefix, j, attn.num_heads)
-    return {"prefix": [f"prefix.{n}" for n, _ in model.prefix.named_parameters()]}
 
 
 def fold_prefix(model: VideoViT) -> TrainableReport:
@@ -120,7 +120,7 @@ def fold_prefix(model: VideoViT) -> TrainableReport:
                          f"{getattr(cfg, 'name', None)!r}")
     model.prefix.fold()
     folded = dataclasses.replace(cfg, reparam=False)
-    report = mark_trainable(model, folded, {"prefix": ["prefix.kv"]})
+    report = mark_trainable(model, folded)
     model.peft_config, model.peft_report = folded, report
     _log.info("prefix: folded the reparameterisation into %s", tuple(model.prefix.kv.shape))
     return report

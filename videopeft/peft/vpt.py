@@ -72,6 +72,10 @@ class VisualPrompts(nn.Module):
         """
         return F.dropout(self.prompts[index], self.dropout, self.training)
 
+    def adapter_params(self) -> list[str]:
+        """The prompts train (AdapterModule)."""
+        return ["prompts"]
+
     def extra_repr(self) -> str:
         return f"sets={self.prompts.shape[0]}, num_prompts={self.num_prompts}, dropout={self.dropout}"
 
@@ -108,10 +112,8 @@ class PromptedBlock(AdoptedBlock):
         return x
 
 
-def apply_vpt(model: VideoViT, cfg: VPTConfig) -> dict[str, list[str]]:
-    """Add `model.vpt` and swap the prompted blocks for PromptedBlocks; return {"vpt": [...]}."""
-    if "vpt" in model._modules:
-        raise ValueError("model already has a `vpt` module")
+def apply_vpt(model: VideoViT, cfg: VPTConfig) -> None:
+    """Add `model.vpt` (the prompts, which train) and swap the prompted blocks for PromptedBlocks."""
     depth, prepend = len(model.blocks), cfg.location == "prepend"
     layers = resolve_layers(cfg.layers, depth) if cfg.deep else [0]
     num_sets = len(layers) if cfg.deep and cfg.share == "none" else 1
@@ -130,7 +132,6 @@ def apply_vpt(model: VideoViT, cfg: VPTConfig) -> dict[str, list[str]]:
         if prepend and last > 0:
             model.blocks[last] = PromptedBlock(model.blocks[last], model.vpt, 0, insert=False,
                                                drop=True, **common)
-    return {"vpt": ["vpt.prompts"]}
 
 
 # ----------------------------------------------------------------------------- inference mode
@@ -167,16 +168,10 @@ class PromptKVHandle:
                              "outputs dropped after every block); this model has none or a "
                              "shallow/'add' variant, whose prompts depend on the input")
 
-    @property
-    def enabled(self) -> bool:
-        return all(b.use_kv_prefix for b in self.blocks)
-
     @torch.no_grad()
     def enable(self) -> None:
         """Compute every prompted block's prompt keys/values and stop inserting prompt tokens."""
         for block in self.blocks:
-            if block.attn.kv_prefix is not None and not isinstance(block.attn.kv_prefix, PromptKV):
-                raise ValueError("attention already has a kv_prefix of another kind")
             raw = block.prompts.prompts[block.index][None]  # (1, p, D), no dropout: inference
             _, k, v = block.attn.project_qkv(block.norm1(raw))
             block.attn.kv_prefix = PromptKV(k.detach(), v.detach()).train(block.training)
