@@ -39,7 +39,7 @@ def hf_model(num_frames: int = 4, use_mean_pooling: bool = True, seed: int = 0):
     torch.manual_seed(seed)
     model = transformers.VideoMAEForVideoClassification(cfg).eval()
     if model.fc_norm is not None:
-        # HF builds fc_norm with PyTorch's eps 1e-5 (transformers:modeling_videomae.py)
+        # HF builds fc_norm with PyTorch's eps 1e-5 (huggingface/transformers:modeling_videomae.py)
         model.fc_norm.eps = 1e-6
     with torch.no_grad():
         for name, p in model.named_parameters():

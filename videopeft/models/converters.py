@@ -11,7 +11,8 @@ a model yet (`videopeft.models.fitting` does that):
 * ``hf`` - transformers VideoMAE (huggingface/transformers:modeling_videomae.py), renamed by the
   `HF_*_NAMES` tables, which `videopeft_to_hf_key` reads backwards for an exporter; separate
   query/key/value weights are fused into `attn.qkv.weight`.
-* ``timm`` - an image ViT (timm:vision_transformer.py): same names, its fused qkv bias split.
+* ``timm`` - an image ViT (huggingface/pytorch-image-models:vision_transformer.py): the same
+  names, its fused qkv bias split.
 
 A key bias (HF `key.bias`, the middle third of timm's qkv bias) has no slot, since VideoMAE
 attention has none; dropping it is exact for plain softmax attention and is reported when nonzero.
