@@ -1,6 +1,7 @@
 """VideoMAE masked pre-training: tube masking, a narrow decoder and the normalised-pixel loss.
 
-The module names reproduce the official pre-train checkpoint keys (REFERENCE section 2):
+The module names reproduce the official pre-train checkpoint keys
+(MCG-NJU/VideoMAE:modeling_pretrain.py):
 `encoder.patch_embed.proj.*`, `encoder.blocks.i.*`, `encoder.norm.*`, `encoder_to_decoder.weight`,
 `mask_token`, `decoder.blocks.j.*`, `decoder.norm.*`, `decoder.head.*`. Both position tables are
 non-persistent, so `{'model': model.state_dict()}` loads into a fine-tune VideoViT through
@@ -11,7 +12,6 @@ their positions, mask_token + the masked positions] and predicts the masked tube
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -29,11 +29,10 @@ from .pos_embed import Grid, sinusoid_table
 from .vit import Block, LayerNorm, VideoViT, create_model
 
 __all__ = ["tube_mask", "patchify", "unpatchify", "PretrainDecoder", "PretrainVideoMAE",
-           "create_pretrain_model", "DECODER_ARCHS"]
+           "create_pretrain_model"]
 
-_log = logging.getLogger(__name__)
-
-_TARGET_EPS = 1e-6  # added to the std, not the variance (official engine_for_pretraining.py)
+# added to the std, not the variance (MCG-NJU/VideoMAE:engine_for_pretraining.py)
+_TARGET_EPS = 1e-6
 
 
 def tube_mask(batch: int, grid: Grid, ratio: float,
