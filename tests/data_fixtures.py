@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from videopeft.config import DataConfig
+from videopeft.constants import LAYOUTS
 from videopeft.data.decoders import available_backends
 from videopeft.data.synthetic import SyntheticDataset, write_synthetic, write_video
+from videopeft.data.synthetic.encode import CONTAINERS
 
 PATTERN_FRAMES = 24
 PATTERN_STEP = 10  # frame i is painted grey level PATTERN_STEP * i (survives lossy coding)
 PATTERN_HW = (32, 56)  # H != W, so a transposed decode shows
-CONTAINERS = ("webm", "mp4", "avi")
-LAYOUTS = ("ssv2", "hmdb51", "kinetics", "list")
 SYNTHETIC_VIDEOS = 20  # 2 per class: 1 train, 1 val
 BACKENDS = tuple(available_backends())
 BACKEND_CHOICES = BACKENDS + ("auto",)
