@@ -47,7 +47,7 @@ except ImportError:
     pass
 
 from videopeft.constants import AUTO_ORDER, BACKENDS
-from videopeft.errors import DecodeError, one_line
+from videopeft.errors import ConfigError, DecodeError, one_line
 
 __all__ = ["DecodeError", "Video", "VideoHeader", "open_video", "decode", "count_frames",
            "available_backends", "read_header", "probe_warnings"]
@@ -216,17 +216,18 @@ _OPENERS: dict[str, Callable[[str], _Reader]] = {
 
 
 def _candidates(backend: str) -> list[str]:
-    """The backends to try for `backend`, validated."""
+    """The backends to try for `backend`; ConfigError (a user error) for one that is unknown or
+    not installed."""
     if backend == "auto":
         names = available_backends()
         if not names:
-            raise ValueError(f"no video backend installed (tried imports for {list(AUTO_ORDER)})")
+            raise ConfigError(f"no video backend installed (tried imports for {list(AUTO_ORDER)})")
         return names
     if backend not in AUTO_ORDER:
-        raise ValueError(f"unknown video backend {backend!r}: expected one of {list(BACKENDS)}")
+        raise ConfigError(f"unknown video backend {backend!r}: expected one of {list(BACKENDS)}")
     if _module(backend) is None:
-        raise ValueError(f"video backend {backend!r} is not installed "
-                         f"(installed: {available_backends()})")
+        raise ConfigError(f"video backend {backend!r} is not installed "
+                          f"(installed: {available_backends()})")
     return [backend]
 
 
@@ -360,11 +361,11 @@ def _truncated_margin(expected: int) -> int:
 
 
 def probe_warnings(video: Video) -> list[str]:
-    """What is suspicious about an opened video that decodes; [] for a healthy one.
+    """What is suspicious about an open video that decodes; [] for a healthy one.
 
     Checks, cheapest first, without decoding: the owner has no read permission (readable only as
     root); the extension disagrees with the container; the header promises clearly more frames
-    than the backend can read (truncated); else a single frame. Never raises.
+    than the backend can read (truncated); else a single frame.
     """
     problems: list[str] = []
     try:
@@ -374,11 +375,7 @@ def probe_warnings(video: Video) -> list[str]:
             problems.append(f"no read permission for its owner ({why})")
     except (OSError, AttributeError):  # AttributeError: no geteuid (Windows)
         pass
-    try:
-        num_frames = video.num_frames
-        header = video.header
-    except DecodeError:
-        return problems
+    num_frames, header = video.num_frames, video.header
     if header is not None:
         ext = os.path.splitext(video.path)[1].lower()
         allowed = _EXTENSION_FORMATS.get(ext)

@@ -32,11 +32,12 @@ from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD, SPATIAL_VIEWS
 
 __all__ = ["ClipRandAugment", "TrainTransform", "EvalTransform", "build_train_transform",
            "build_eval_transform", "random_resized_crop_box", "multi_scale_crop_box",
-           "resize_short_side", "to_normalized_clip", "spatial_crop_offsets"]
+           "resize_short_side", "to_normalized_clip", "spatial_crop_offsets", "CROPS"]
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 _RATIO = (3.0 / 4.0, 4.0 / 3.0)
 _MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
+CROPS = ("random_resized", "multi_scale")  # train crops: torchvision's rule, TSN's multi-scale
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -164,8 +165,8 @@ class TrainTransform:
                  random_erasing: float = 0.0, mean: tuple[float, ...] = IMAGENET_MEAN,
                  std: tuple[float, ...] = IMAGENET_STD,
                  generator: torch.Generator | None = None) -> None:
-        if crop not in ("random_resized", "multi_scale"):
-            raise ValueError(f"crop must be 'random_resized' or 'multi_scale', got {crop!r}")
+        if crop not in CROPS:
+            raise ValueError(f"crop must be one of {list(CROPS)}, got {crop!r}")
         if not 0.0 <= random_erasing <= 1.0:
             raise ValueError(f"random_erasing must be a probability, got {random_erasing}")
         if not 0.0 < scale[0] <= scale[1] <= 1.0:
