@@ -27,6 +27,7 @@ import yaml
 from videopeft.constants import (AMPS, BACKENDS, FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS,
                                  POS_POLICIES, SAMPLINGS, SHORT_VIDEO_POLICIES, SPATIAL_VIEWS,
                                  SPLITS)
+from videopeft.data.annotations import HMDB_SPLITS
 from videopeft.errors import ConfigError, Problem, check, did_you_mean, one_of, positive_int
 from videopeft.io import atomic_write_text
 from videopeft.models.archs import MODEL_ARCHS
@@ -75,7 +76,7 @@ class DataConfig:
               one_of("sampling", self.sampling, SAMPLINGS),
               one_of("backend", self.backend, BACKENDS),
               one_of("short_video", self.short_video, SHORT_VIDEO_POLICIES),
-              one_of("hmdb_split", self.hmdb_split, (1, 2, 3)),
+              one_of("hmdb_split", self.hmdb_split, HMDB_SPLITS),
               positive_int("num_frames", self.num_frames),
               positive_int("img_size", self.img_size),
               positive_int("stride", self.stride),
