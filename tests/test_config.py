@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from videopeft.config import ConfigError, RunConfig, load_config, save_config
+from videopeft.config import ConfigError, RunConfig, build_run_config, load_config, save_config
 from videopeft.peft.config import AdaptMLPConfig, LoraConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -129,11 +129,11 @@ def test_a_method_name_on_the_command_line_replaces_the_files_method(tmp_path):
 
 @pytest.mark.parametrize("path", DEMO_CONFIGS, ids=lambda p: p.name)
 def test_demo_configs_load_and_their_base_sections_are_valid_run_configs(path):
-    from videopeft.engine.demo import DemoConfig, load_demo_config
+    from videopeft.studies.demo import DemoConfig, load_demo_config
 
     demo, base = load_demo_config(path)
     assert isinstance(demo, DemoConfig)
-    assert isinstance(load_config(None, base, check_paths=False), RunConfig)
+    assert isinstance(build_run_config(base, check_paths=False), RunConfig)
     assert path.read_text().splitlines()[2].startswith("# Run: ") or "# Run: " in path.read_text()
 
 

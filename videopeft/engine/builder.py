@@ -16,10 +16,14 @@ from typing import Any, ContextManager
 
 import torch
 import torch.nn as nn
+import yaml
 
+from videopeft import peft
 from videopeft.config import RunConfig, config_to_dict
 from videopeft.constants import AMPS
 from videopeft.errors import ConfigError
+from videopeft.models import create_model, load_pretrained
+from videopeft.models.flops import forward_flops
 
 from . import distributed as dist
 
@@ -56,8 +60,6 @@ def resolve_output_dir(cfg: RunConfig, run_name: str, suffix: str = "") -> Path:
 
 def _same_run(folder: Path, cfg: RunConfig) -> bool:
     """Does `folder/config.yaml` describe the same data, model and method as `cfg`?"""
-    import yaml
-
     try:
         saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
@@ -115,9 +117,10 @@ def resolve_num_classes(cfg: RunConfig, class_names: list[str]) -> int:
 
 
 def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = True) -> nn.Module:
-    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged)."""
-    from videopeft import create_model, load_pretrained
+    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged).
 
+    `load_weights=False` builds the architecture only, for weights loaded from another file.
+    """
     m = cfg.model
     kwargs: dict[str, Any] = dict(patch_size=m.patch_size, drop_path_rate=m.drop_path_rate,
                                   use_checkpoint=m.use_checkpoint)
@@ -134,8 +137,6 @@ def build_model(cfg: RunConfig, num_classes: int) -> tuple[nn.Module, Any]:
 
     The method is applied before any DDP wrapping, so DDP only registers the trainable parameters.
     """
-    from videopeft import peft
-
     model = build_backbone(cfg, num_classes)
     report = peft.apply(model, cfg.method)
     return model, report
@@ -156,8 +157,6 @@ def gflops_per_view(model: nn.Module, num_frames: int, img_size: int, device: to
 
     `forward(model, x)` replaces `model(x)` for models with another call signature.
     """
-    from videopeft.models.flops import forward_flops
-
     return forward_flops(model, (3, num_frames, img_size, img_size), forward=forward,
                          device=device) / 1e9
 

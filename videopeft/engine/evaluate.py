@@ -1,9 +1,10 @@
 """Multi-view evaluation: each video decoded once, all its views batched, fused by an explicit rule.
 
-Protocol (REFERENCE §7): every video yields ``views_temporal x views_spatial`` clips cut from ONE
-decode (`videopeft.data.EvalVideoDataset`); the views go through the model together; per-view
-logits are kept (clip-level accuracy) and fused per video (`eval.fusion`: softmax_mean, logit_mean
-or max; see `metrics.fuse_views`) for video-level accuracy.
+Protocol (the test views of MCG-NJU/VideoMAE:ssv2.py and kinetics.py, scored as in
+engine_for_finetuning.py): every video yields ``views_temporal x views_spatial`` clips, here cut
+from ONE decode (`videopeft.data.EvalVideoDataset`); the views go through the model together;
+per-view logits are kept (clip-level accuracy) and fused per video (`eval.fusion`: softmax_mean,
+logit_mean or max; see `metrics.fuse_views`) for video-level accuracy.
 
 A video that cannot be decoded is recorded in the manifest, counted in ``num_failed`` and left out
 of every score. It is never replaced by another video.
@@ -11,7 +12,7 @@ of every score. It is never replaced by another video.
 Distributed: rank r scores videos r, r + world, ... (no padding, no duplicates); per-video logits are
 gathered and re-ordered by video index, so any world size gives the one-process numbers.
 
-Outputs (main rank, in the run folder): ``results.json`` (DESIGN.md schema), ``predictions.csv``
+Outputs (main rank, in the run folder): ``results.json`` (`RESULT_KEYS`), ``predictions.csv``
 (one row per video), ``plots/confusion_matrix.png`` and ``manifest.json``.
 """
 from __future__ import annotations
@@ -26,16 +27,21 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
+from videopeft import peft
 from videopeft.config import RunConfig, method_config, save_config
-from videopeft.errors import CheckpointError, ConfigError
+from videopeft.constants import Fusion
+from videopeft.data import Manifest, build_dataset, eval_collate
+from videopeft.errors import AdapterError, CheckpointError, ConfigError
 from videopeft.io import atomic_write_json, atomic_write_text
+from videopeft.models import load_pretrained
 from videopeft.peft.config import FullConfig, PeftConfig
 
 from . import distributed as dist
 from . import metrics as M
-from .builder import (Precision, build_backbone, build_model, count_params, gflops_per_view, resolve_num_classes,
-                      resolve_output_dir, resolve_precision)
+from .builder import (Precision, build_backbone, build_model, count_params, gflops_per_view,
+                      resolve_num_classes, resolve_output_dir, resolve_precision)
 from .checkpoint import FORMAT, load_checkpoint, load_model_state
 from .loaders import build_eval_loader
 from .report import plot_confusion_matrix
@@ -45,7 +51,7 @@ __all__ = ["ViewScores", "predict", "gather_scores", "score", "evaluate", "evalu
 
 _log = logging.getLogger(__name__)
 
-# results.json keys, in order (DESIGN.md)
+# results.json keys, in order (README.md, "What a run writes")
 RESULT_KEYS = ("dataset", "split", "num_videos", "num_failed", "views", "fusion", "clip_top1",
                "clip_top5", "video_top1", "video_top5", "per_class_top1", "params",
                "gflops_per_view", "method", "num_frames")
@@ -79,7 +85,6 @@ def predict(model: nn.Module, loader: Any, device: torch.device, precision: Prec
     parts: list[ViewScores] = []
     batches = loader
     if progress:
-        from tqdm import tqdm
         batches = tqdm(loader, desc="eval", leave=False, dynamic_ncols=True)
     try:
         for views, labels, indices, ok in batches:
@@ -112,7 +117,7 @@ def gather_scores(local: ViewScores) -> ViewScores:
     return merged
 
 
-def score(scores: ViewScores, class_names: list[str], fusion: str) -> dict:
+def score(scores: ViewScores, class_names: list[str], fusion: Fusion) -> dict:
     """Metrics over the decodable videos; failed ones are counted, not scored."""
     ok = scores.ok
     summary = M.summarize(scores.logits[ok], scores.label[ok], class_names, fusion)
@@ -122,11 +127,9 @@ def score(scores: ViewScores, class_names: list[str], fusion: str) -> dict:
 
 
 def evaluate_model(model: nn.Module, dataset: Any, class_names: list[str], *, batch_size: int,
-                   workers: int, device: torch.device, precision: Precision, fusion: str,
+                   workers: int, device: torch.device, precision: Precision, fusion: Fusion,
                    progress: bool = False) -> tuple[dict, ViewScores]:
     """Score `dataset` (an EvalVideoDataset) with `model` on every rank; same result on each."""
-    from videopeft.data import eval_collate
-
     info = dist.get_dist_info()
     loader = build_eval_loader(dataset, batch_size=batch_size, workers=workers, rank=info.rank,
                                world_size=info.world_size, collate_fn=eval_collate,
@@ -139,7 +142,7 @@ def evaluate_model(model: nn.Module, dataset: Any, class_names: list[str], *, ba
 
 def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gflops: float,
                    method: PeftConfig | None = None) -> dict:
-    """The results.json object, exactly the DESIGN.md keys and types."""
+    """The results.json object: exactly `RESULT_KEYS`, in order, with plain Python types."""
     record = {
         "dataset": cfg.data.layout,
         "split": cfg.eval.split,
@@ -207,8 +210,6 @@ def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: in
       * any other weight file `load_pretrained` reads (a merged or fully fine-tuned model):
         loaded into the plain backbone, no method applied.
     """
-    from videopeft import load_pretrained, peft
-
     path = Path(checkpoint)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -233,10 +234,9 @@ def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: in
 
 def _is_adapter(path: Path) -> bool:
     """Does the .safetensors file carry videopeft adapter metadata?"""
-    from videopeft import peft
     try:
         peft.read_adapter_metadata(path)
-    except peft.AdapterError:
+    except AdapterError:
         return False
     return True
 
@@ -262,8 +262,6 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
     `load_for_eval`). Returns the results.json dict (on every rank). Raises ConfigError,
     CheckpointError or AdapterError before any video is decoded when inputs do not fit.
     """
-    from videopeft.data import Manifest, build_dataset
-
     if model is None and checkpoint is None:
         raise ConfigError("evaluate: give a model or checkpoint=PATH")
     owns_group = not torch.distributed.is_initialized()
