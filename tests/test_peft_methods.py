@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from videopeft import peft
 from videopeft.config import ConfigError, load_config
-from videopeft.engine.train import param_groups
+from videopeft.engine.optim import param_groups
 from videopeft.peft.adaptmlp import AdaptMLPBlock
 from videopeft.peft.base import mark_trainable
 
