@@ -138,11 +138,12 @@ def methods_section(opts: Options) -> dict[str, Measurement]:
 
 
 def hf_section(opts: Options, ours: Measurement) -> dict:
-    """HF VideoMAE + adapter, eager and sdpa, against videopeft's AdaptMLP measurement."""
+    """HF VideoMAE + adapter, eager and sdpa, against videopeft's AdaptMLP measurement; their
+    model FLOPs are videopeft's AdaptMLP step's (same architecture, adapter and trainable set)."""
     out: dict[str, Any] = {"videopeft_adaptmlp_clips_per_s": ours.clips_per_s,
                            "videopeft_params_trainable": ours.params_trainable}
     for impl in ("eager", "sdpa"):
-        m = _measure(opts, f"hf_{impl}_adapter", hf_step(opts, impl))
+        m = _measure(opts, f"hf_{impl}_adapter", hf_step(opts, impl), flops=ours.flops_per_step)
         out[f"hf_{impl}"] = m.to_dict()
         out[f"speedup_vs_hf_{impl}"] = ratio(ours.clips_per_s, m.clips_per_s)
     out["same_trainable_params"] = (out["hf_eager"]["params_trainable"] == ours.params_trainable)
@@ -257,7 +258,8 @@ def markdown(record: dict) -> list[str]:
              f"({o['tokens']} tokens), batch {s['batch']}, amp {o['amp']}", "",
              f"Step = forward + backward + AdamW; median of {o['timing']['repeats']} timings of "
              f"{o['timing']['inner']} steps after {o['timing']['warmup']} warm-up. FLOPs = "
-             f"FlopCounterMode count of forward + backward (2 x MACs); MFU against "
+             f"model FLOPs of forward + backward for the method's trainable set "
+             f"(videopeft.models.flops.training_flops; multiply-add = 2 FLOPs); MFU against "
              + (f"{o['peak_tflops']:g} TFLOP/s ({o['peak_source']})." if o["peak_tflops"]
                 else f"no peak: {o['peak_source']}."), "",
              "### Methods", "", *HEADER]

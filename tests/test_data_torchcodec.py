@@ -12,6 +12,7 @@ import torch
 
 from data_fixtures import CONTAINERS, PATTERN_FRAMES, frame_numbers, pattern_videos  # noqa: F401
 from videopeft.data import DecodeError, count_frames, decode, decoders
+from videopeft.errors import one_line
 
 INDICES = [5, 0, 23, 5, 5, 12, 1]
 
@@ -70,5 +71,5 @@ def test_torchcodec_without_ffmpeg_is_unusable_and_says_why(torchcodec_without_f
 def test_cpp_source_locations_are_dropped_from_error_lines():
     err = RuntimeError("SingleStreamDecoder, /__w/torchcodec/src/SingleStreamDecoder.cpp:41, "
                        "Could not open input file: a.mp4 No such file or directory")
-    assert decoders._one_line(err) == ("RuntimeError: Could not open input file: a.mp4 No such "
-                                       "file or directory")
+    assert one_line(err) == ("RuntimeError: Could not open input file: a.mp4 No such "
+                             "file or directory")

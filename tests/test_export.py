@@ -19,8 +19,7 @@ from videopeft import peft as vp_peft
 from videopeft.engine.export import (ExportError, export_hf, export_peft, hf_logits, import_peft,
                                      model_from_peft)
 from videopeft.engine.infer import model_from_adapter
-from videopeft.models.checkpoints import (HF_QV_BIAS_NAMES, ConvertNotes, _from_hf,
-                                          save_pretrained, to_hf_state_dict)
+from videopeft.models.checkpoints import save_pretrained
 
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
@@ -72,17 +71,6 @@ LORA_ALL = {"name": "lora", "rank": 4, "alpha": 6.0, "head_bn": True,
 def lora_adapter(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     """LoRA on every linear, BN head, layer scale: everything export has to fold."""
     return make_adapter(tmp_path_factory.mktemp("lora"), LORA_ALL, init_values=0.1)
-
-
-# ----------------------------------------------------------------------------- key mapping
-
-@pytest.mark.parametrize("qv_bias", HF_QV_BIAS_NAMES)
-def test_to_hf_state_dict_is_the_inverse_of_the_hf_loader(tiny_vit, qv_bias):
-    sd = tiny_vit.state_dict()
-    hf_sd = to_hf_state_dict(sd, qv_bias=qv_bias)
-    assert sum(k.endswith(f"attention.attention.{qv_bias}") for k in hf_sd) == 2
-    back = _from_hf(hf_sd, ConvertNotes())
-    assert back.keys() == sd.keys() and all(torch.equal(back[k], sd[k]) for k in sd)
 
 
 # ----------------------------------------------------------------------------- to transformers

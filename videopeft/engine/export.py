@@ -47,15 +47,20 @@ import logging
 import math
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file
 
-from videopeft.peft.adapter_io import AdapterError
+from videopeft import peft
+from videopeft.errors import ExportError
+from videopeft.io import atomic_dir, atomic_write_json
+from videopeft.models import MODEL_ARCHS, VideoViT, load_pretrained
+from videopeft.models.checkpoint_files import read_checkpoint
+from videopeft.models.converters import to_hf, videopeft_to_hf_key, videopeft_to_hf_keys
 
 from .infer import lora_layers, model_from_adapter, plain_state_dict
 
@@ -75,11 +80,9 @@ _NO_PLAIN_FORM = {
 }
 VERIFY_ATOL = 1e-4
 _PEFT_PREFIX = "base_model.model."
-_HF_ROOT_MODULES = {"head": "classifier", "fc_norm": "fc_norm", "norm": "videomae.layernorm"}
-
-
-class ExportError(AdapterError):
-    """An export or import that cannot be done faithfully; the message is one line."""
+# the VideoViT modules outside the blocks a LoRA adapter trains, by their HF module names
+_HF_ROOT_MODULES = {m: videopeft_to_hf_key(f"{m}.weight").removesuffix(".weight")
+                    for m in ("head", "fc_norm", "norm")}
 
 
 @dataclass
@@ -189,10 +192,8 @@ def _hf_bias_naming(hf_model: nn.Module) -> str:
 def _write_hf(state: dict[str, torch.Tensor], config: dict[str, Any], out: Path) -> None:
     """Build VideoMAEForVideoClassification from `config`, load `state` strictly, save_pretrained."""
     transformers = _require("transformers")
-    from videopeft.models.checkpoints import to_hf_state_dict
-
     hf_model = transformers.VideoMAEForVideoClassification(transformers.VideoMAEConfig(**config))
-    hf_state = to_hf_state_dict(state, qv_bias=_hf_bias_naming(hf_model))
+    hf_state = to_hf(state, qv_bias=_hf_bias_naming(hf_model))
     result = hf_model.load_state_dict({k: v.contiguous() for k, v in hf_state.items()}, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ExportError(f"{out}: weights do not fit transformers' VideoMAE: missing "
@@ -231,28 +232,14 @@ def _check_close(out: Path, got: torch.Tensor, reference: torch.Tensor, what: st
     return diff
 
 
-class _Staging:
-    """Write into a hidden sibling folder, move it to `out` only once verified."""
-
-    def __init__(self, out: str | os.PathLike) -> None:
-        self.out = Path(out)
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
-            raise ExportError(f"{self.out}: already exists and is not an empty folder; choose a "
-                              f"new output folder")
-        self.tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}")
-
-    def __enter__(self) -> Path:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.out.is_dir():
-            self.out.rmdir()  # empty (checked above)
-        os.replace(self.tmp, self.out)
+def _new_folder(out: str | os.PathLike) -> Path:
+    """`out` as an output folder, refused when it holds something already. Exports fill a
+    temporary folder (`videopeft.io.atomic_dir`) that becomes `out` only once verified."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out}: already exists and is not an empty folder; choose a new "
+                          f"output folder")
+    return out
 
 
 # ----------------------------------------------------------------------------- to transformers
@@ -272,22 +259,20 @@ def export_hf(source: str | os.PathLike, out: str | os.PathLike, *,
     clips = _random_clips(model.arch)
     reference = model(clips)
     state = _fold_layer_scale(plain_state_dict(model, adapter))
-    staging = _Staging(out)
-    with staging as tmp:
+    out = _new_folder(out)
+    with atomic_dir(out) as tmp:
         _write_hf(state, hf_config_dict(model.arch, _class_names(meta, model)), tmp)
-        diff = _check_close(staging.out, hf_logits(_load_hf(tmp), clips), reference,
+        diff = _check_close(out, hf_logits(_load_hf(tmp), clips), reference,
                             "the transformers model")
-    _log.info("exported %s (%s) to %s; max |logit diff| %.3g", adapter, method, staging.out, diff)
-    return ExportResult(staging.out, "hf", method, diff, sorted(p.name for p in staging.out.iterdir()))
+    _log.info("exported %s (%s) to %s; max |logit diff| %.3g", adapter, method, out, diff)
+    return ExportResult(out, "hf", method, diff, sorted(p.name for p in out.iterdir()))
 
 
 # ----------------------------------------------------------------------------- to peft
 
 def _hf_module_names(module: str) -> list[str]:
     """HF module name(s) of a videopeft Linear (`blocks.0.attn.qkv` gives query, key, value)."""
-    from videopeft.models.checkpoints import to_hf_keys
-
-    return [k[: -len(".weight")] for k in to_hf_keys(f"{module}.weight")]
+    return [k.removesuffix(".weight") for k in videopeft_to_hf_keys(f"{module}.weight")]
 
 
 @torch.no_grad()
@@ -300,7 +285,7 @@ def export_peft(source: str | os.PathLike, out: str | os.PathLike, *,
     head (BN folded) and final norm are peft `modules_to_save`; a LoRA on the head itself is
     merged into it.
     """
-    peft = _require("peft")
+    hf_peft = _require("peft")
     adapter = resolve_adapter(source)
     model, meta = model_from_adapter(adapter, backbone)
     method = meta["method"]["name"]
@@ -319,14 +304,14 @@ def export_peft(source: str | os.PathLike, out: str | os.PathLike, *,
     targets = {h: (name, i, len(hs)) for name in sorted(set(layers) - root)
                for hs in [_hf_module_names(name)] for i, h in enumerate(hs)}
 
-    staging = _Staging(out)
-    with staging as tmp:
+    out = _new_folder(out)
+    with atomic_dir(out) as tmp:
         base_dir = tmp / "base"
         _write_hf(state, hf_config_dict(model.arch, _class_names(meta, model)), base_dir)
-        lcfg = peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                               target_modules=sorted(targets), bias="none",
-                               modules_to_save=[_HF_ROOT_MODULES[m] for m in saved] or None)
-        peft_model = peft.get_peft_model(_load_hf(base_dir), lcfg)
+        lcfg = hf_peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                  target_modules=sorted(targets), bias="none",
+                                  modules_to_save=[_HF_ROOT_MODULES[m] for m in saved] or None)
+        peft_model = hf_peft.get_peft_model(_load_hf(base_dir), lcfg)
         params = dict(peft_model.named_parameters())
         for hf_name, (name, slot, parts) in targets.items():
             up = layers[name].lora_up.weight.chunk(parts)[slot]
@@ -337,15 +322,15 @@ def export_peft(source: str | os.PathLike, out: str | os.PathLike, *,
         for key, hf_key in _saved_modules(state, saved).items():
             params[f"{_PEFT_PREFIX}{hf_key}"].copy_(state[key])
         peft_model.save_pretrained(tmp)
-        loaded = peft.PeftModel.from_pretrained(_load_hf(base_dir), tmp).eval()
-        diff = _check_close(staging.out, hf_logits(loaded, clips), reference, "the peft model")
-    config_file = staging.out / "adapter_config.json"  # point at the base where it now lies
-    config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = str((staging.out / "base").resolve())
-    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        loaded = hf_peft.PeftModel.from_pretrained(_load_hf(base_dir), tmp).eval()
+        diff = _check_close(out, hf_logits(loaded, clips), reference, "the peft model")
+        config_file = tmp / "adapter_config.json"  # point at the base where it is about to lie
+        config = json.loads(config_file.read_text())
+        config["base_model_name_or_path"] = str((out / "base").resolve())
+        atomic_write_json(config_file, config)
     _log.info("exported %s (LoRA rank %d on %d HF modules) to %s; max |logit diff| %.3g",
-              adapter, cfg.rank, len(targets), staging.out, diff)
-    return ExportResult(staging.out, "peft", method, diff, sorted(p.name for p in staging.out.iterdir()))
+              adapter, cfg.rank, len(targets), out, diff)
+    return ExportResult(out, "peft", method, diff, sorted(p.name for p in out.iterdir()))
 
 
 def _saved_modules(state: dict[str, torch.Tensor], modules: list[str]) -> dict[str, str]:
@@ -373,8 +358,6 @@ def export(source: str | os.PathLike, to: str, out: str | os.PathLike, *,
 
 def model_from_hf_config(config: dict[str, Any]) -> nn.Module:
     """A VideoViT with the architecture of an HF VideoMAE config.json (weights left fresh)."""
-    from videopeft.models.vit import MODEL_ARCHS, VideoViT
-
     def square(key: str) -> int:
         v = config.get(key, 224 if key == "image_size" else 16)
         if isinstance(v, (list, tuple)):
@@ -404,8 +387,6 @@ def model_from_hf_config(config: dict[str, Any]) -> nn.Module:
 
 
 def _read_peft_dir(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    from safetensors.torch import load_file
-
     config_file, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
     for f in (config_file, weights):
         if not f.is_file():
@@ -452,9 +433,6 @@ def model_from_peft(peft_dir: str | os.PathLike, *, base: str | os.PathLike | No
     base_model_name_or_path when it is a local folder). Returns (model in eval mode, info) with
     info: class_names, base, config (the HF config), rank, alpha, modules (peft module count).
     """
-    from videopeft import load_pretrained, peft
-    from videopeft.models.checkpoints import read_checkpoint, to_hf_keys
-
     path = Path(peft_dir)
     config, tensors = _read_peft_dir(path)
     _check_peft_config(config, path)
@@ -469,7 +447,7 @@ def model_from_peft(peft_dir: str | os.PathLike, *, base: str | os.PathLike | No
         raise ExportError(f"{base_dir}: base weights leave {report.missing[:3]} unset")
 
     hf_to_ours = {h: (key, i, len(hs)) for key in model.state_dict()
-                  for hs in [to_hf_keys(key)] for i, h in enumerate(hs)}
+                  for hs in [videopeft_to_hf_keys(key)] for i, h in enumerate(hs)}
     pieces: dict[str, _Pieces] = {}
     copies: dict[str, torch.Tensor] = {}
     for key in sorted(tensors):
@@ -551,15 +529,13 @@ def _lora_config(fused: dict[str, tuple[torch.Tensor, torch.Tensor]], scale: flo
                  dropout: float, depth: int) -> Any:
     """The videopeft LoraConfig that holds `fused`: the largest rank, alpha = scale * rank, the
     targets and blocks that occur (None = all blocks)."""
-    from videopeft.peft import LoraConfig
-
     names = list(fused)
     rank = max(d.shape[0] for d, _ in fused.values())
     targets = sorted({re.sub(r"^blocks\.\d+\.", "", n) for n in names})
     blocks = sorted({int(m.group(1)) for n in names if (m := re.match(r"blocks\.(\d+)\.", n))})
     in_blocks = all(n.startswith("blocks.") for n in names)
     layers = None if not in_blocks or blocks == list(range(depth)) else blocks
-    return LoraConfig(rank=rank, alpha=float(scale * rank), dropout=dropout,
+    return peft.LoraConfig(rank=rank, alpha=float(scale * rank), dropout=dropout,
                       targets=tuple(targets), layers=layers)
 
 
@@ -574,8 +550,6 @@ def import_peft(peft_dir: str | os.PathLike, out: str | os.PathLike, *,
     The written file is reloaded (`model_from_adapter`) and checked against the adapter run
     through peft on HF VideoMAE.
     """
-    from videopeft import peft as vp_peft
-
     out = Path(out)
     if out.exists():
         raise ExportError(f"{out}: already exists; choose a new adapter file name")
@@ -590,7 +564,7 @@ def import_peft(peft_dir: str | os.PathLike, out: str | os.PathLike, *,
                           "mean": list(norm.get("image_mean", (0.485, 0.456, 0.406))),
                           "std": list(norm.get("image_std", (0.229, 0.224, 0.225)))},
              "imported_from": str(Path(peft_dir).resolve())}
-    vp_peft.save_adapter(model, out, extra=extra)
+    peft.save_adapter(model, out, extra=extra)
     reloaded, _ = model_from_adapter(out)
     clips = _random_clips(arch)
     peft_model = _require("peft").PeftModel.from_pretrained(_load_hf(Path(info["base"])),

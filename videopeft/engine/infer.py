@@ -17,10 +17,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection
+from typing import Collection
 
 import torch
 import torch.nn as nn
+
+from videopeft import peft
+from videopeft.config import DataConfig
+from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
+from videopeft.data import EvalVideoDataset, VideoRecord
+from videopeft.errors import AdapterError
+from videopeft.models import VideoViT, load_pretrained
+from videopeft.models.checkpoints import save_pretrained
 
 from .metrics import fuse_views
 
@@ -31,8 +39,7 @@ _log = logging.getLogger(__name__)
 
 
 def _backbone_from_arch(arch: dict) -> nn.Module:
-    from videopeft.models.vit import VideoViT
-
+    """A VideoViT with the architecture recorded in an adapter or a merged file."""
     kwargs = {k: v for k, v in arch.items() if k != "name"}
     if kwargs.get("pos_source_grid") is not None:
         kwargs["pos_source_grid"] = tuple(kwargs["pos_source_grid"])
@@ -45,15 +52,13 @@ def _load_backbone(adapter: str | os.PathLike, meta: dict,
                    backbone: str | os.PathLike | None = None) -> nn.Module:
     """The plain backbone an adapter was trained on: its architecture, seeded like training,
     with `backbone` (or the recorded pretrained weights) loaded."""
-    from videopeft import load_pretrained, peft
-
     torch.manual_seed(int(meta.get("seed", 0)))  # same init as training when no weights are given
     model = _backbone_from_arch(meta.get("backbone_arch") or {})
     weights = backbone or (meta.get("model") or {}).get("pretrained") or None
     if weights:
         if not Path(weights).exists():
-            raise peft.AdapterError(f"{adapter}: backbone weights {weights} not found; pass "
-                                    f"--backbone PATH")
+            raise AdapterError(f"{adapter}: backbone weights {weights} not found; pass "
+                               f"--backbone PATH")
         load_pretrained(model, weights)
     return model
 
@@ -66,24 +71,21 @@ def model_from_adapter(adapter: str | os.PathLike, backbone: str | os.PathLike |
     seeded random initialisation training used. Raises AdapterError when the backbone does not
     match the one the adapter was trained on.
     """
-    from videopeft import peft
-
     meta = peft.read_adapter_metadata(adapter)
     model = _load_backbone(adapter, meta, backbone)
     peft.load_adapter(model, adapter)
     return model.to(device).eval(), meta
 
 
-def _data_config(meta: dict) -> Any:
-    from videopeft.config import DataConfig
-
+def _data_config(meta: dict) -> DataConfig:
+    """The input pipeline recorded in the adapter's sampling metadata."""
     s = meta.get("sampling") or {}
     return DataConfig(num_frames=int(s.get("num_frames", meta.get("num_frames", 16))),
                       img_size=int(s.get("img_size", meta.get("img_size", 224))),
                       sampling=s.get("sampling", "segment"), stride=int(s.get("stride", 4)),
                       short_video=s.get("short_video", "repeat_last"),
-                      mean=tuple(s.get("mean", (0.485, 0.456, 0.406))),
-                      std=tuple(s.get("std", (0.229, 0.224, 0.225))))
+                      mean=tuple(s.get("mean", IMAGENET_MEAN)),
+                      std=tuple(s.get("std", IMAGENET_STD)))
 
 
 def _view_settings(meta: dict, views_temporal: int | None = None,
@@ -95,10 +97,8 @@ def _view_settings(meta: dict, views_temporal: int | None = None,
             "short_side": int(s.get("short_side", 0))}
 
 
-def _eval_views(videos: list[str], meta: dict, **views: int | None) -> Any:
+def _eval_views(videos: list[str], meta: dict, **views: int | None) -> EvalVideoDataset:
     """An EvalVideoDataset giving each video's views with the adapter's sampling."""
-    from videopeft.data import EvalVideoDataset, VideoRecord
-
     return EvalVideoDataset([VideoRecord(str(v), 0) for v in videos], _data_config(meta),
                             **_view_settings(meta, **views), split="infer")
 
@@ -168,8 +168,6 @@ def _sharing_model(base: nn.Module, meta: dict, path: Path, device: torch.device
     either bound to the base's Parameter of that name (frozen) or allocated (trained: the
     adapter file fills it); buffers are allocated and the sinusoid table recomputed.
     """
-    from videopeft import peft
-
     with torch.device("meta"):
         model = _backbone_from_arch(meta.get("backbone_arch") or {})
         report = peft.apply(model, peft.method_config(meta["method"]))
@@ -188,7 +186,7 @@ def _sharing_model(base: nn.Module, meta: dict, path: Path, device: torch.device
                 elif name in shared and shared[name].shape == param.shape:
                     bound[name] = shared[name]
                 else:
-                    raise peft.AdapterError(
+                    raise AdapterError(
                         f"{path}: frozen parameter {name} {tuple(param.shape)} has no equal in the "
                         f"shared backbone; a MultiTaskModel runs adapters of one backbone only")
             module._parameters[leaf] = bound[name]
@@ -217,10 +215,8 @@ class MultiTaskModel(nn.Module):
                  backbone: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                  views_temporal: int | None = None, views_spatial: int | None = None) -> None:
         super().__init__()
-        from videopeft import peft
-
         if not adapters:
-            raise peft.AdapterError("MultiTaskModel: expected at least one adapter file")
+            raise AdapterError("MultiTaskModel: expected at least one adapter file")
         paths = [Path(a) for a in adapters]
         metas = [peft.read_adapter_metadata(p) for p in paths]
         self.device = torch.device(device)
@@ -233,7 +229,7 @@ class MultiTaskModel(nn.Module):
             model = _sharing_model(self.backbone, meta, path, self.device)
             ours = peft.backbone_fingerprint(model, model.peft_report.trainable)
             if ours != meta.get("backbone_fingerprint"):
-                raise peft.AdapterError(
+                raise AdapterError(
                     f"{path}: trained on backbone {meta.get('backbone_fingerprint')}, but the "
                     f"shared backbone (that of {paths[0]}) fingerprints {ours}; a MultiTaskModel "
                     f"runs adapters of one backbone only")
@@ -307,9 +303,7 @@ def fold_head_bn(state: dict[str, torch.Tensor], eps: float) -> dict[str, torch.
 
 def lora_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The model's LoRALinear layers by module name."""
-    from videopeft.peft.lora import LoRALinear
-
-    return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+    return {n: m for n, m in model.named_modules() if isinstance(m, peft.LoRALinear)}
 
 
 @torch.no_grad()
@@ -322,14 +316,12 @@ def plain_state_dict(model: nn.Module, source: str | os.PathLike, *,
     head. Methods that add modules a plain ViT has no slot for (adaptmlp, vpt, prefix, adapter)
     raise AdapterError naming `source`.
     """
-    from videopeft import peft
-
     state = {k: v.detach().clone() for k, v in model.state_dict().items() if ".lora_" not in k}
     for name, layer in lora_layers(model).items():
         if merge is True or (merge is not False and name in merge):
             delta = layer.delta_weight()
             if not torch.isfinite(delta).all():
-                raise peft.AdapterError(f"{source}: {name}: LoRA update has non-finite values")
+                raise AdapterError(f"{source}: {name}: LoRA update has non-finite values")
             weight = state[f"{name}.weight"]
             state[f"{name}.weight"] = (weight.float() + delta).to(weight.dtype)
     if "head.bn.running_mean" in state:
@@ -339,9 +331,9 @@ def plain_state_dict(model: nn.Module, source: str | os.PathLike, *,
     extra = sorted(set(state) - set(own))
     if extra:
         method = getattr(getattr(model, "peft_config", None), "name", "?")
-        raise peft.AdapterError(f"{source}: method {method!r} adds {extra[:3]} that a plain "
-                                f"VideoViT has no slot for; only lora, bitfit, partial, linear "
-                                f"and full adapters can be merged")
+        raise AdapterError(f"{source}: method {method!r} adds {extra[:3]} that a plain "
+                           f"VideoViT has no slot for; only lora, bitfit, partial, linear "
+                           f"and full adapters can be merged")
     return state
 
 
@@ -355,9 +347,6 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
     clip: max |difference| <= rtol * max |logit|. Methods that add modules a plain ViT has no slot
     for (adaptmlp, vpt, prefix, adapter) cannot be merged and raise AdapterError.
     """
-    from videopeft import load_pretrained, peft
-    from videopeft.models.checkpoints import save_pretrained
-
     model, meta = model_from_adapter(adapter, backbone)
     method = meta["method"]["name"]
     arch = dict(model.arch)
@@ -369,19 +358,15 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
     state = plain_state_dict(model, adapter)
     plain = _backbone_from_arch(arch).eval()
     plain.load_state_dict(state, strict=True)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    save_pretrained(plain, tmp)
-    os.replace(tmp, out)
+    out = save_pretrained(plain, out)
 
     check = _backbone_from_arch(arch).eval()  # reload from disk: the file is what is verified
     load_pretrained(check, out)
     diff = (check(x) - reference).abs().max().item()
     bound = rtol * max(1.0, reference.abs().max().item())
     if diff > bound:
-        raise peft.AdapterError(f"{out}: merged model differs from the adapter model by {diff:.3g} "
-                                f"(allowed {bound:.3g})")
+        raise AdapterError(f"{out}: merged model differs from the adapter model by {diff:.3g} "
+                           f"(allowed {bound:.3g})")
     _log.info("merged %s (%d LoRA layers) into %s; max |diff| %.3g", method, merged_layers, out,
               diff)
     return MergeResult(out, method, merged_layers, diff)

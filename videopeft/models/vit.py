@@ -25,10 +25,13 @@ import torch.utils.checkpoint
 from einops import rearrange
 from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_, use_fused_attn
 
+from videopeft.constants import GLOBAL_POOLS
+
+from .archs import MODEL_ARCHS
+from .checkpoints import load_pretrained
 from .pos_embed import Grid, resample_pos_embed_3d, table_for_grid
 
-__all__ = ["PatchEmbed3D", "Attention", "Block", "VideoViT", "create_model", "MODEL_ARCHS",
-           "list_models", "GLOBAL_POOLS"]
+__all__ = ["PatchEmbed3D", "Attention", "Block", "VideoViT", "create_model", "list_models"]
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -224,20 +227,6 @@ class VideoViT(nn.Module):
         for blk in self.blocks:
             blk.attn.fused_attn = enable
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh (VideoMAE-initialised) one for `num_classes` outputs."""
-        self.num_classes = num_classes
-        dev = self.fc_norm.weight.device if isinstance(self.fc_norm, nn.LayerNorm) else None
-        if num_classes > 0:
-            self.head = nn.Linear(self.embed_dim, num_classes, device=dev)
-            trunc_normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
-            with torch.no_grad():
-                self.head.weight.mul_(self.arch.get("init_scale", 0.001))
-        else:
-            self.head = nn.Identity()
-        self.arch["num_classes"] = num_classes
-
     def set_pos_source_grid(self, source_grid: Grid | None) -> None:
         """Choose the sinusoid policy: regenerate for the model's grid (None) or resample from a grid."""
         if isinstance(self.pos_embed, nn.Parameter):
@@ -257,7 +246,7 @@ class VideoViT(nn.Module):
             return resample_pos_embed_3d(self.pos_embed, self.grid, grid, self.num_prefix_tokens)
         key = (tuple(grid), self.pos_embed.device)
         if key not in self._tables:
-            source = self.pos_source_grid or None
+            source = self.pos_source_grid
             if source is not None:  # keep the resample policy consistent at every input size
                 self._tables[key] = resample_pos_embed_3d(
                     table_for_grid(self.embed_dim, source), source, grid).to(self.pos_embed.device)
@@ -312,16 +301,6 @@ class VideoViT(nn.Module):
         return self.num_prefix_tokens + (num_frames // t) * (h // p) * (w // p)
 
 
-# The released VideoMAE sizes (REFERENCE §1) plus a tiny one for tests.
-MODEL_ARCHS: dict[str, dict[str, Any]] = {
-    "videomae_tiny": dict(embed_dim=48, depth=2, num_heads=3),
-    "videomae_small": dict(embed_dim=384, depth=12, num_heads=6),
-    "videomae_base": dict(embed_dim=768, depth=12, num_heads=12),
-    "videomae_large": dict(embed_dim=1024, depth=24, num_heads=16),
-    "videomae_huge": dict(embed_dim=1280, depth=32, num_heads=16),
-}
-
-
 def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequence[str] = ""
                 ) -> list[str]:
     """Names accepted by `create_model`, sorted, like `timm.list_models`: `filter` and
@@ -336,13 +315,6 @@ def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequenc
     return [n for n in names if not any(fnmatch.fnmatch(n, f) for f in excluded)]
 
 
-# timm's `global_pool` -> VideoViT pooling: "avg" = mean of the patch tokens + fc_norm (VideoMAE
-# fine-tuning), "token" = the first token + norm (the class token when class_token=True, else the
-# first patch token, like HF VideoMAE with use_mean_pooling=False). "" (no pooling) is refused:
-# forward_features always pools; use model.forward_blocks(model.embed(x)[0]) for the tokens.
-GLOBAL_POOLS = {"avg": True, "token": False}
-
-
 def create_model(name: str, *, num_classes: int = 400, num_frames: int = 16, img_size: int = 224,
                  tubelet_size: int = 2, pretrained: bool | str | os.PathLike | None = None,
                  checkpoint_path: str | os.PathLike | None = None, global_pool: str | None = None,
@@ -350,7 +322,7 @@ def create_model(name: str, *, num_classes: int = 400, num_frames: int = 16, img
     """Build a VideoViT variant by name; caller kwargs (timm's names) override the variant's.
 
     timm's usual kwargs work: `num_classes` (0 = no head; default 400, Kinetics-400),
-    `drop_rate`, `drop_path_rate`, `global_pool` ("avg" | "token", see GLOBAL_POOLS), and
+    `drop_rate`, `drop_path_rate`, `global_pool` ("avg" | "token": constants.GLOBAL_POOLS), and
     `pretrained` / `checkpoint_path`: a path (file or HF folder) is loaded by `load_pretrained`
     and its report logged. `pretrained=True` (timm's "download the default weights") is refused:
     videopeft ships no weights, pass the checkpoint's path.
@@ -365,7 +337,11 @@ def create_model(name: str, *, num_classes: int = 400, num_frames: int = 16, img
         if global_pool not in GLOBAL_POOLS:
             raise ValueError(f"global_pool: expected one of {list(GLOBAL_POOLS)}, got "
                              f"{global_pool!r} (no pooling: use forward_blocks for the tokens)")
-        pool = GLOBAL_POOLS[global_pool]
+        # "avg" = mean of the patch tokens + fc_norm (VideoMAE fine-tuning), "token" = the first
+        # token + norm (the class token when class_token=True, else the first patch token, like
+        # HF VideoMAE with use_mean_pooling=False). "" (timm's no pooling) is refused, since
+        # forward_features always pools: model.forward_blocks(model.embed(x)[0]) gives the tokens.
+        pool = global_pool == "avg"
         if overrides.setdefault("use_mean_pooling", pool) != pool:
             raise ValueError(f"global_pool={global_pool!r} contradicts use_mean_pooling="
                              f"{overrides['use_mean_pooling']!r}")
@@ -375,6 +351,5 @@ def create_model(name: str, *, num_classes: int = 400, num_frames: int = 16, img
     model.arch["name"] = name
     weights = checkpoint_path or (pretrained if pretrained not in (None, False) else None)
     if weights:
-        from .checkpoints import load_pretrained
         load_pretrained(model, weights)
     return model
