@@ -48,7 +48,9 @@ class PatchEmbed3D(nn.Module):
                              f"{self.tubelet_size} frames x {self.patch_size}x{self.patch_size} px")
         x = self.proj(x)
         grid = tuple(x.shape[2:])
-        return rearrange(x, "b d t h w -> b (t h w) d"), grid
+        # contiguous: a transposed view would give the whole residual stream that layout (every
+        # residual add keeps it), so each LayerNorm and linear would copy it again
+        return rearrange(x, "b d t h w -> b (t h w) d").contiguous(), grid
 
 
 class Attention(nn.Module):
