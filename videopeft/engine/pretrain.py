@@ -70,14 +70,26 @@ class PretrainTask(Task):
         from videopeft.models.pretrain import tube_mask
 
         grid = _unwrap(model).encoder.grid
-        return tube_mask(batch, grid, self.cfg.pretrain.mask_ratio, generator=generator).to(device)
+        mask = tube_mask(batch, grid, self.cfg.pretrain.mask_ratio, generator=generator)
+        if device.type == "cuda":  # a copy from pageable memory would wait for the GPU
+            return mask.pin_memory().to(device, non_blocking=True)
+        return mask.to(device)
+
+    def num_masked(self, model: nn.Module) -> int:
+        """Masked tokens per clip of every `mask`: passing it spares the model a host sync."""
+        from videopeft.models.pretrain import masked_per_slice
+
+        grid = _unwrap(model).encoder.grid
+        return grid[0] * masked_per_slice(grid, self.cfg.pretrain.mask_ratio)
 
     def loss(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return model(clips, self.mask(model, clips.shape[0], clips.device))
+        return model(clips, self.mask(model, clips.shape[0], clips.device),
+                     num_masked=self.num_masked(model))
 
     def flops_forward(self, model: nn.Module, x: torch.Tensor) -> Any:
         gen = torch.Generator().manual_seed(0)  # leaves the training RNG stream alone
-        return model(x, self.mask(model, x.shape[0], x.device, generator=gen))
+        return model(x, self.mask(model, x.shape[0], x.device, generator=gen),
+                     num_masked=self.num_masked(model))
 
     def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str],
                *, final: bool) -> Path:
