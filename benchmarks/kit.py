@@ -70,7 +70,11 @@ def environment() -> dict[str, Any]:
 
     env: dict[str, Any] = {
         "python": platform.python_version(), "executable": sys.executable,
-        "cpu_cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+        "cpu_cores": len(os.sched_getaffinity(0)),
+        # DataLoader workers hand batches over in shared memory: a small /dev/shm breaks them
+        "shm_gib": (shutil.disk_usage("/dev/shm").total / 2**30 if os.path.isdir("/dev/shm")
+                    else None),
+        "torch": torch.__version__,
         "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "packages": {name: version(dist) for name, dist in (
@@ -78,7 +82,8 @@ def environment() -> dict[str, Any]:
             ("timm", "timm"), ("einops", "einops"), ("safetensors", "safetensors"),
             ("numpy", "numpy"), ("matplotlib", "matplotlib"), ("yaml", "PyYAML"),
             ("pytest", "pytest"), ("triton", "triton"))},
-        "decoders_load": {name: loads(name) for name in ("av", "decord")},  # av before decord: videopeft.data.decoders says why
+        # av before decord: videopeft.data.decoders says why
+        "decoders_load": {name: loads(name) for name in ("av", "decord")},
         "nvidia_smi": nvidia_smi(),
     }
     if torch.cuda.is_available():
@@ -232,7 +237,8 @@ def summary(record: dict[str, Any]) -> str:
     lines = ["# GPU kit summary", "",
              f"Device: {gpu.get('name', 'no GPU')} ({_fmt(gpu.get('memory_gib'), '.0f')} GiB); "
              f"torch {env.get('torch')}, CUDA {env.get('cuda')}, Python {env.get('python')}, "
-             f"{env.get('cpu_cores')} CPU cores; decord {env.get('packages', {}).get('decord')}, "
+             f"{env.get('cpu_cores')} CPU cores, /dev/shm {_fmt(env.get('shm_gib'), '.0f')} GiB; "
+             f"decord {env.get('packages', {}).get('decord')}, "
              f"av {env.get('packages', {}).get('av')} (load: {env.get('decoders_load')}).", "",
              *(["```", env["nvidia_smi"]["query"].strip(), "```", ""]
                if env.get("nvidia_smi") else []),

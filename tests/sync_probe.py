@@ -61,8 +61,8 @@ class HostReads(TorchDispatchMode):
 
 @contextlib.contextmanager
 def host_reads(allowed: tuple[torch.Tensor, ...] = ()) -> Iterator[list[str]]:
-    """Inside: every host read of tensor values is appended to the yielded list (see HostReads);
-    `.tolist()` and `.numpy()` never reach the dispatcher, so they are caught at the Python level."""
+    """Inside: every host read of tensor values is appended to the yielded list (see HostReads).
+    `.tolist()` and `.numpy()` never reach the dispatcher: they are caught at the Python level."""
     mode = HostReads(allowed)
     originals = {name: getattr(torch.Tensor, name) for name in _PY_READS}
 
