@@ -22,6 +22,7 @@ from engine_fixtures import REPO, tool_env
 from videopeft.config import load_config
 
 KIT = REPO / "benchmarks" / "gpu_kit.sh"
+SLOW = pytest.mark.slow  # the dry run: ~2 min on 2 cores (GPU suite 50 s, frame study 30 s)
 FILES = {"summary.md", "kit.json", "kit.log", "gpu_suite.md", "frame_study.png",
          "kit_results.tar.gz"}
 
@@ -40,6 +41,7 @@ def dry_run(tmp_path_factory) -> Path:
     return out
 
 
+@SLOW
 def test_the_dry_run_leaves_what_the_device_tool_brings_back(dry_run):
     entries = list(dry_run.iterdir())
     assert {p.name for p in entries} == FILES
@@ -49,6 +51,7 @@ def test_the_dry_run_leaves_what_the_device_tool_brings_back(dry_run):
         assert re.fullmatch(r"[A-Za-z0-9._-]+", path.name), path
 
 
+@SLOW
 def test_every_part_of_the_dry_run_succeeds_and_is_reported(dry_run):
     record = json.loads((dry_run / "kit.json").read_text())
     status = {p["part"]: p["status"] for p in record["parts"]}
@@ -69,6 +72,7 @@ def test_every_part_of_the_dry_run_succeeds_and_is_reported(dry_run):
         assert heading in summary, heading
 
 
+@SLOW
 def test_the_bundle_holds_every_part_but_no_videos_or_weights(dry_run):
     with tarfile.open(dry_run / "kit_results.tar.gz") as tar:
         names = tar.getnames()
@@ -79,6 +83,7 @@ def test_the_bundle_holds_every_part_but_no_videos_or_weights(dry_run):
     assert not [n for n in names if n.endswith((".pt", ".mp4", ".whl", ".safetensors"))]
 
 
+@SLOW
 def test_without_a_gpu_the_full_kit_stops_after_recording_the_machine(tmp_path):
     pytest.importorskip("torch")
     import torch
