@@ -239,7 +239,9 @@ def summary(record: dict[str, Any]) -> str:
              f"torch {env.get('torch')}, CUDA {env.get('cuda')}, Python {env.get('python')}, "
              f"{env.get('cpu_cores')} CPU cores, /dev/shm {_fmt(env.get('shm_gib'), '.0f')} GiB; "
              f"decord {env.get('packages', {}).get('decord')}, "
-             f"av {env.get('packages', {}).get('av')} (load: {env.get('decoders_load')}).", "",
+             f"av {env.get('packages', {}).get('av')}; "
+             + ", ".join(f"{name} {'loads' if ok else 'does NOT load'}"
+                         for name, ok in (env.get("decoders_load") or {}).items()) + ".", "",
              *(["```", env["nvidia_smi"]["query"].strip(), "```", ""]
                if env.get("nvidia_smi") else []),
              "## Parts", "", "| part | status | seconds | note |", "|---|---|---:|---|"]
