@@ -16,6 +16,9 @@ from typing import Callable
 
 import torch
 
+import videopeft
+from videopeft.models.checkpoints import convert_state_dict
+
 from .common import Stat, clean_rounds, ratio
 from .hf import hf_videomae
 
@@ -45,9 +48,6 @@ QUICK_CASES = (Case("tiny", "videomae_tiny", 8, 32, 2, repeats=4, inner=2, warmu
 def build_models(case: Case) -> tuple[dict[str, torch.nn.Module], torch.Tensor, float]:
     """videopeft and HF (eager, sdpa) models with identical weights, an input, and the largest
     logit difference between them (asserted below 1e-3)."""
-    import videopeft
-    from videopeft.models.checkpoints import convert_state_dict
-
     torch.manual_seed(0)
     hf = {impl: hf_videomae(case.arch, frames=case.frames, size=case.size,
                             num_classes=NUM_CLASSES, impl=impl) for impl in ("eager", "sdpa")}

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from videopeft.engine.logging import cpu_name
+from videopeft.engine.machine import cpu_name, device_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,11 +155,6 @@ def slug(text: str) -> str:
     """Lower case, runs of anything but letters and digits -> '-': 'NVIDIA H100 80GB' ->
     'nvidia-h100-80gb'."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def device_name(device: torch.device) -> str:
-    """GPU name from torch.cuda, CPU model from lscpu."""
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
 
 
 def device_slug(device: torch.device) -> str:

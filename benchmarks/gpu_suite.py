@@ -161,14 +161,16 @@ def methods_section(opts: Options, deadline: float | None) -> tuple[dict, dict[s
 
 
 def hf_section(opts: Options, ours: Measurement | None) -> dict:
-    """HF VideoMAE + adapter, eager and sdpa, against videopeft's AdaptMLP measurement."""
+    """HF VideoMAE + adapter, eager and sdpa, against videopeft's AdaptMLP measurement; their
+    model FLOPs are videopeft's AdaptMLP step's (same architecture, adapter and trainable set)."""
     if ours is None:
         raise RuntimeError(f"no {MAIN} measurement to compare with")
     out: dict[str, Any] = {"videopeft_adaptmlp_clips_per_s": ours.clips_per_s,
                            "videopeft_params_trainable": ours.params_trainable}
     for impl in ("eager", "sdpa"):  # each on its own: eager may run out of memory, sdpa not
-        m = guarded(f"hf_{impl}", lambda: _measure(opts, f"hf_{impl}_adapter",
-                                                   hf_step(opts, impl)).to_dict(), opts.device)
+        m = guarded(f"hf_{impl}", lambda: _measure(opts, f"hf_{impl}_adapter", hf_step(opts, impl),
+                                                   flops=ours.flops_per_step).to_dict(),
+                    opts.device)
         out[f"hf_{impl}"] = m
         out[f"speedup_vs_hf_{impl}"] = ratio(ours.clips_per_s, m.get("clips_per_s"))
     counts = {m["params_trainable"] for m in (out["hf_eager"], out["hf_sdpa"]) if "error" not in m}
@@ -346,7 +348,8 @@ def markdown(record: dict) -> list[str]:
              "",
              f"Step = forward + backward + AdamW; median of {o['timing']['repeats']} timings of "
              f"{o['timing']['inner']} steps after {o['timing']['warmup']} warm-up. FLOPs = "
-             f"FlopCounterMode count of forward + backward (2 x MACs); MFU against "
+             f"model FLOPs of forward + backward for the method's trainable set "
+             f"(videopeft.models.flops.training_flops; multiply-add = 2 FLOPs); MFU against "
              + (f"{o['peak_tflops']:g} TFLOP/s ({o['peak_source']})." if o["peak_tflops"]
                 else f"no peak: {o['peak_source']}."), "",
              "### Methods", "", *HEADER]

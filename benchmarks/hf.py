@@ -14,13 +14,13 @@ import math
 import torch
 import torch.nn as nn
 
+from videopeft.models.archs import MODEL_ARCHS
+
 
 def hf_videomae(arch: str, *, frames: int, size: int, num_classes: int, impl: str) -> nn.Module:
     """`transformers.VideoMAEForVideoClassification` shaped like videopeft's `arch`, attention
     implementation `impl` ("eager" | "sdpa"), layer-norm eps 1e-6 everywhere like VideoMAE's."""
-    import transformers
-
-    from videopeft.models.vit import MODEL_ARCHS
+    import transformers  # optional: only the comparison needs it
 
     a = {"mlp_ratio": 4.0, **MODEL_ARCHS[arch]}
     cfg = transformers.VideoMAEConfig(

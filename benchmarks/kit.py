@@ -125,7 +125,7 @@ def _read_study(work: Path) -> list[dict] | None:
     rows = []
     for cell in sorted(folder.glob("*-f*-s*")):
         if (cell / "results.json").is_file():
-            from videopeft.engine.frame_study import collect_row
+            from videopeft.studies.frame_study import collect_row
 
             method, frames, seed = cell.name.rsplit("-", 2)
             rows.append(collect_row(cell, method, int(frames[1:]), int(seed[1:])))

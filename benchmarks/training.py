@@ -6,12 +6,12 @@ cross-entropy, backward, AdamW step, gradients cleared; no host synchronisation 
 Inputs are random tensors made once on the device: no decoder is involved (the GPU machine has
 no decord/av).
 
-FLOPs: `torch.utils.flop_counter.FlopCounterMode` counts FLOPs of matmuls, convolutions and
-attention as 2 x multiply-accumulates (it already reports FLOPs, not MACs). The model FLOPs of a
-step are the count over one forward + backward of that method with gradient checkpointing off: a
-frozen backbone's backward skips its weight gradients and the count shows it, while recomputation
-by checkpointing is not model work and is not counted. MFU = model FLOPs per step / step time /
-the device's dense bf16 peak (`PEAK_BF16_TFLOPS`, or `--peak-tflops`).
+FLOPs: the model FLOPs of a step are `videopeft.models.flops.training_flops` of the step's model
+at the step's batch: forward + the backward autograd runs for the method's trainable set (a frozen
+backbone's backward skips its weight gradients; full fine-tuning is about 3x forward), products
+only, multiply-add = 2 FLOPs, attention counted whatever kernel runs it, without checkpointing
+recomputation (not model work). MFU = model FLOPs per step / step time / the device's dense bf16
+peak (`PEAK_BF16_TFLOPS`, or `--peak-tflops`).
 
 Attention share: the share of a profiled step's time spent inside the scaled-dot-product-attention
 ops (`aten::_scaled_dot_product*`, forward and backward; inclusive of what they call), from
@@ -97,12 +97,8 @@ class TrainStep:
         with amp:
             return F.cross_entropy(self.forward(self.x).float(), self.y)
 
-    def forward_backward(self) -> None:
-        """Forward + backward only: the part FLOPs are counted over."""
-        self.loss().backward()
-
     def __call__(self) -> None:
-        self.forward_backward()
+        self.loss().backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -140,14 +136,11 @@ def build_videopeft(shape: Shape, method: str, *, checkpointing: bool = False) -
 
 
 def step_flops(step: TrainStep) -> float:
-    """FLOPs (= 2 x MACs, as FlopCounterMode counts) of one forward + backward of `step`."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Model FLOPs of one training step of a videopeft model (see the module docstring)."""
+    from videopeft.models.flops import training_flops
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step.forward_backward()
-    step.optimizer.zero_grad(set_to_none=True)
-    return float(counter.get_total_flops())
+    batch, *clip = step.x.shape
+    return float(training_flops(step.model, tuple(clip), batch=batch, device=step.x.device))
 
 
 def peak_tflops(device: torch.device, override: float | None) -> tuple[float | None, str]:

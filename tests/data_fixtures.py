@@ -5,20 +5,24 @@ pytest finds them there. Nothing here is in tests/conftest.py, which belongs to 
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from videopeft.config import DataConfig
+from videopeft.constants import LAYOUTS
 from videopeft.data.decoders import available_backends
 from videopeft.data.synthetic import SyntheticDataset, write_synthetic, write_video
+from videopeft.data.synthetic.encode import CONTAINERS
+from videopeft.engine.cli import run_main
+
+REPO = Path(__file__).resolve().parents[1]
 
 PATTERN_FRAMES = 24
 PATTERN_STEP = 10  # frame i is painted grey level PATTERN_STEP * i (survives lossy coding)
 PATTERN_HW = (32, 56)  # H != W, so a transposed decode shows
-CONTAINERS = ("webm", "mp4", "avi")
-LAYOUTS = ("ssv2", "hmdb51", "kinetics", "list")
 SYNTHETIC_VIDEOS = 20  # 2 per class: 1 train, 1 val
 BACKENDS = tuple(available_backends())
 BACKEND_CHOICES = BACKENDS + ("auto",)
@@ -63,3 +67,17 @@ def data_config(info: SyntheticDataset, **overrides) -> DataConfig:
                   img_size=32, sampling="segment", stride=2, workers=0, max_retries=10)
     values.update(overrides)
     return DataConfig(**values)
+
+
+def run_tool(name: str, argv: list[str], capsys) -> tuple[int, list[str]]:
+    """Run tools/<name>.py's main in-process under `run_main`, as its command line does: (exit
+    status, its stderr's `error:` lines), after checking that it printed no traceback."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    capsys.readouterr()  # drop what came before
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(tool.main, argv)
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    return exit_info.value.code, [ln for ln in stderr.splitlines() if ln.startswith("error:")]

@@ -19,6 +19,7 @@ from data_fixtures import (  # noqa: F401  (synthetic_sets is a fixture)
     BACKENDS,
     LAYOUTS,
     data_config,
+    run_tool,
     synthetic_sets,
 )
 from videopeft.config import ConfigError, DataConfig
@@ -543,3 +544,26 @@ def test_check_videos_cli_writes_the_manifest(synthetic_sets, tmp_path):
     warned = len(written["warnings"])
     assert set(written) == {"train", "val", "warnings"} and failed and warned
     assert f" {failed} failed, " in proc.stdout and f"{warned} of them with warnings" in proc.stdout
+
+
+def test_check_videos_cli_user_errors_are_one_line_and_write_no_manifest(synthetic_sets, tmp_path,
+                                                                          capsys):
+    """A missing target, a malformed annotation, a file that is not of the layout asked for and
+    an uninstalled backend each give one `error:` line and exit status 2."""
+    out = tmp_path / "manifest.json"
+    missing = tmp_path / "nothing.csv"
+    malformed = _write(tmp_path / "train.txt", "a.mp4\n")
+    cases = [([str(missing)], f"{missing}: no such annotation file or folder"),
+             ([str(malformed)], f"{malformed}:1: expected '<path> <label>', got 'a.mp4'"),
+             ([str(malformed), "--layout", "hmdb51"],
+              f"{malformed}: expected an HMDB51 split file named '<class>_test_splitN.txt'")]
+    if "torchcodec" not in BACKENDS:
+        info = synthetic_sets["list"]
+        cases.append(([info.annotation, "--layout", "list", "--root", info.root, "--backend",
+                       "torchcodec"], f"video backend 'torchcodec' is not installed "
+                                      f"(installed: {list(BACKENDS)})"))
+    for args, message in cases:
+        status, errors = run_tool("check_videos", [*args, "--out", str(out), "--no-progress"],
+                                  capsys)
+        assert (status, errors) == (2, [f"error: {message}"])
+        assert not out.exists()

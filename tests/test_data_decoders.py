@@ -20,6 +20,7 @@ from data_fixtures import (  # noqa: F401  (pattern_videos is a fixture)
 )
 from videopeft.data import DecodeError, count_frames, decode, open_video
 from videopeft.data import decoders
+from videopeft.errors import ConfigError
 from videopeft.data.synthetic import write_video
 
 INDICES = [5, 0, 23, 5, 5, 12, 1]  # unsorted, repeated, first and last frame
@@ -159,11 +160,12 @@ def test_decoding_leaks_no_file_descriptors(pattern_videos, backend):
     assert open_fds() <= before
 
 
-def test_unknown_or_missing_backend_is_a_value_error(pattern_videos):
-    with pytest.raises(ValueError, match="unknown video backend 'ffmpeg'"):
+def test_unknown_or_missing_backend_is_a_user_error(pattern_videos):
+    """A ConfigError (a ValueError): the tools report it as one `error:` line."""
+    with pytest.raises(ConfigError, match="unknown video backend 'ffmpeg'"):
         decode(pattern_videos["mp4"], [0], backend="ffmpeg")
     if "torchcodec" not in BACKENDS:
-        with pytest.raises(ValueError, match="'torchcodec' is not installed"):
+        with pytest.raises(ConfigError, match="'torchcodec' is not installed"):
             decode(pattern_videos["mp4"], [0], backend="torchcodec")
 
 

@@ -1,4 +1,5 @@
-"""Samplers follow the VideoMAE formulas (REFERENCE §7) and always return in-range indices."""
+"""Samplers follow the VideoMAE formulas (MCG-NJU/VideoMAE:ssv2.py, kinetics.py) and always
+return in-range indices."""
 from __future__ import annotations
 
 import random

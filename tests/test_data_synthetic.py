@@ -13,10 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data_fixtures import LAYOUTS, synthetic_sets  # noqa: F401  (synthetic_sets is a fixture)
+from data_fixtures import LAYOUTS, run_tool, synthetic_sets  # noqa: F401  (a fixture)
 from videopeft.data import count_frames
-from videopeft.data.synthetic import (CLASSES, STRIPE_CLASSES, render, sample_specs,
-                                      write_synthetic)
+from videopeft.data.annotations import (HMDB_SPLITS, KINETICS_SPLIT_FILES, LIST_CLASSES_FILE,
+                                        LIST_SPLIT_FILES, SSV2_LABELS_FILE, SSV2_SPLIT_FILES,
+                                        hmdb_split_suffix)
+from videopeft.data.synthetic import (CLASSES, LAYOUT_CONTAINERS, STRIPE_CLASSES, render,
+                                      sample_specs, write_synthetic)
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 10
@@ -168,6 +171,46 @@ def test_make_synthetic_cli_writes_a_layout(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"data.root={tmp_path / 'h' / 'videos'}" in proc.stdout
     assert (tmp_path / "h" / "annotations" / "c00_move_right_test_split1.txt").is_file()
+
+
+def test_layout_files_are_the_names_the_readers_look_for(synthetic_sets):
+    """The writer takes each layout's file names from the readers' module, so it writes exactly
+    those files: the reader of every layout finds them without being told a file name."""
+    hmdb_classes = synthetic_sets["hmdb51"].class_names
+    expected = {"ssv2": {SSV2_LABELS_FILE, *SSV2_SPLIT_FILES.values()},
+                "hmdb51": {f"{c}{hmdb_split_suffix(k)}" for c in hmdb_classes for k in HMDB_SPLITS},
+                "kinetics": set(KINETICS_SPLIT_FILES.values()),
+                "list": {LIST_CLASSES_FILE, *(names[0] for names in LIST_SPLIT_FILES.values())}}
+    assert set(expected) == set(LAYOUTS) == set(LAYOUT_CONTAINERS)
+    for layout, names in expected.items():
+        assert {p.name for p in Path(synthetic_sets[layout].annotation).iterdir()} == names
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-classes", "99"], "num_classes must be in [2, 14] for the motion benchmark, got 99"),
+    (["--benchmark", "stripes", "--num-classes", "5"],
+     "num_classes must be in [2, 4] for the stripes benchmark, got 5"),
+    (["--frames-range", "9", "3"],
+     "frames_range must be (min, max) with 1 <= min <= max, got (9, 3)"),
+    (["--size", "8"], "size must be >= 16 px, got 8"),
+])
+def test_make_synthetic_bad_arguments_are_one_error_line_before_anything_is_written(
+        tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    status, errors = run_tool("make_synthetic", ["--layout", "list", "--out", str(out), *args],
+                              capsys)
+    assert (status, errors) == (2, [f"error: {message}"])
+    assert not out.exists()
+
+
+def test_make_synthetic_output_folder_that_cannot_be_made_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "out"
+    status, errors = run_tool("make_synthetic", ["--layout", "list", "--out", str(out),
+                                                 "--videos", "2", "--num-classes", "2"], capsys)
+    assert status == 2 and len(errors) == 1
+    assert errors[0].startswith(f"error: {out / 'videos'}: cannot create the output folder: "
+                                f"NotADirectoryError: ")
 
 
 # ----------------------------------------------------------------------------- stripes

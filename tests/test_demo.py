@@ -10,7 +10,7 @@ import pytest
 
 from engine_fixtures import REPO
 from videopeft.config import ConfigError
-from videopeft.engine.demo import DemoConfig, load_demo_config, run_demo, trend_checks
+from videopeft.studies.demo import DemoConfig, load_demo_config, run_demo, trend_checks
 
 SMOKE = REPO / "configs" / "demo" / "smoke.yaml"
 
@@ -119,16 +119,53 @@ def test_the_report_says_when_a_trend_does_not_hold():
 
 def test_scale_multiplies_the_videos_and_bad_demo_keys_stop_early():
     demo, base = load_demo_config(SMOKE, ["demo.scale=4", "train.lr=0.2"])
-    assert demo.num_videos == 160 and base["train"]["lr"] == 0.2 and "demo" not in base
+    assert demo.num_videos == 160 and base.values["train"]["lr"] == 0.2
+    assert "demo" not in base.values
     assert DemoConfig().num_videos == 400
-    with pytest.raises(ConfigError, match="demo.scael: unknown key"):
+    with pytest.raises(ConfigError, match="^command line: demo.scael: unknown key"):
         load_demo_config(SMOKE, ["demo.scael=4"])
-    with pytest.raises(ConfigError, match="demo.benchmark: expected one of"):
+    with pytest.raises(ConfigError, match="^command line: demo.benchmark: expected one of"):
+        load_demo_config(SMOKE, ["demo.benchmark=stripe"])
+    with pytest.raises(ConfigError, match="^command line: demo.num_classes: the stripes benchmark "
+                                          "has 4 classes, got 10"):
+        load_demo_config(SMOKE, ["demo.num_classes=10"])
+    with pytest.raises(ConfigError, match="benchmark: expected one of"):
         DemoConfig(benchmark="stripe")
-    with pytest.raises(ConfigError, match="demo.num_classes: the stripes benchmark has 4 classes, "
-                                          "got 10"):
-        DemoConfig(num_classes=10)
     assert DemoConfig(benchmark="motion", num_classes=10).num_classes == 10
+
+
+def test_every_bad_demo_key_is_reported_with_its_line(tmp_path):
+    """The demo section goes through the config loader: one line per problem, file:line each,
+    before any work (a misspelt method would otherwise fail after pre-training)."""
+    path = tmp_path / "demo.yaml"
+    path.write_text("demo:\n  out: x\n  scale: big\n  methods: [linear, lroa]\n  vidoes: 9\n"
+                    "model:\n  name: videomae_tiny\n")
+    with pytest.raises(ConfigError) as err:
+        load_demo_config(path)
+    assert str(err.value).splitlines() == [
+        f"{path}:3: demo.scale: expected float, got 'big'",
+        f"{path}:5: demo.vidoes: unknown key (did you mean videos?)"]
+    path.write_text("demo:\n  methods: [linear, lroa]\n  scratch_method: linear\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:2: demo.methods: expected "
+                                          r"one of \[.*\], "
+                                          r"got 'lroa' \(did you mean lora\?\)$"):
+        load_demo_config(path)
+
+
+def test_a_bad_pretrain_override_stops_the_demo_before_any_work(tmp_path):
+    out = tmp_path / "demo"
+    with pytest.raises(ConfigError) as err:
+        run_demo(SMOKE, [f"demo.out={out}", "demo.pretrain_overrides=[train.epochs=0]"])
+    assert str(err.value) == "command line: train.epochs: expected a positive int, got 0"
+    assert not out.exists()
+    text = SMOKE.read_text().replace("pretrain_overrides: [", "pretrain_overrides: [train.ema=x, ")
+    path = tmp_path / "demo.yaml"
+    path.write_text(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "pretrain_overrides" in ln)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:{line}: train.ema: expected "
+                                          r"float, got 'x'$"):
+        run_demo(path, [f"demo.out={out}"])
+    assert not out.exists()
 
 
 def test_the_report_warns_when_nothing_beats_chance():

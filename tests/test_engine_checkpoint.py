@@ -44,7 +44,7 @@ def test_resume_skips_a_corrupt_newest_file_with_a_warning(tmp_path, caplog):
 
 def test_hidden_temporaries_of_a_killed_write_are_ignored_and_cleaned(tmp_path):
     CheckpointManager(tmp_path).save({"step": 5}, 5)
-    (tmp_path / ".step_00000009.pt.tmp-123").write_bytes(b"half a checkpoint")
+    (tmp_path / ".step_00000009.tmp-123.pt").write_bytes(b"half a checkpoint")
     assert find_resume(tmp_path)[1]["step"] == 5
     CheckpointManager(tmp_path)  # a new run cleans them up
     assert not list(tmp_path.glob(".*"))

@@ -54,3 +54,25 @@ def test_pretraining_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_set, 
     encoder = {k.removeprefix("encoder.") for k in torch.load(path, weights_only=True)["model"]
                if k.startswith("encoder.") and not k.startswith("encoder.norm.")}
     assert encoder <= set(report.loaded)
+
+
+def test_the_pretrain_task_declares_videomaes_adamw_betas():
+    """MCG-NJU/VideoMAE:scripts/*/pretrain.sh use AdamW betas (0.9, 0.95); fine-tuning keeps the
+    optimizer's own (0.9, 0.999), and an optimizer without betas gets none."""
+    from videopeft.config import load_config
+    from videopeft.engine.optim import build_optimizer
+    from videopeft.engine.pretrain import PretrainTask
+    from videopeft.engine.tasks import ClassificationTask
+
+    def optimizer_of(task_of, opt: str) -> torch.optim.Optimizer:
+        cfg = load_config(None, {"model": {"name": "videomae_tiny", "patch_size": 8},
+                                 "data": {"num_frames": 2, "img_size": 16},
+                                 "pretrain": {"decoder_dim": 16, "decoder_depth": 1,
+                                              "decoder_heads": 2},
+                                 "train": {"opt": opt}}, check_paths=False)
+        task = task_of(cfg)
+        return build_optimizer(task.build(cfg, ["a", "b"]), cfg, 1e-3, task.opt_kwargs)
+
+    assert optimizer_of(PretrainTask, "adamw").defaults["betas"] == (0.9, 0.95)
+    assert optimizer_of(lambda cfg: ClassificationTask(), "adamw").defaults["betas"] == (0.9, 0.999)
+    assert "betas" not in optimizer_of(PretrainTask, "sgd").defaults

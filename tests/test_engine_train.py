@@ -2,13 +2,20 @@
 recipe (layer decay, no decay on 1-D tensors, mixup on clips) is what the papers describe."""
 from __future__ import annotations
 
+import csv
+
 import pytest
 import torch
 
+import videopeft
 from engine_fixtures import read_json, tiny_config, tiny_set  # noqa: F401
+from videopeft.config import RunConfig, TrainConfig
 from videopeft.engine.checkpoint import load_checkpoint
+from videopeft.engine.evaluate import RESULT_KEYS
 from videopeft.engine.logging import read_jsonl
-from videopeft.engine.train import mix_clips, param_groups, scaled_lrs, train
+from videopeft.engine.optim import build_optimizer, build_scheduler, param_groups, scaled_lrs
+from videopeft.engine.tasks import ClassificationTask, mix_clips
+from videopeft.engine.train import train
 
 
 def train_losses(run) -> list[float]:
@@ -27,7 +34,13 @@ def test_tiny_model_learns_the_synthetic_set(tiny_set, tmp_path):
     losses = train_losses(tmp_path / "run")
     assert len(losses) == 18
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
-    assert result["num_videos"] == 3 and 0.0 <= result["video_top1"] <= 100.0
+    # the reported accuracy is the share of correct rows in predictions.csv, and results.json
+    # holds exactly what train() returned
+    rows = list(csv.DictReader((tmp_path / "run" / "predictions.csv").open()))
+    assert len(rows) == result["num_videos"] == 3
+    correct = sum(r["pred"] == r["label"] for r in rows)
+    assert result["video_top1"] == pytest.approx(100.0 * correct / len(rows))
+    assert read_json(tmp_path / "run" / "results.json") == {k: result[k] for k in RESULT_KEYS}
 
 
 def test_resume_after_a_stop_gives_exactly_the_uninterrupted_run(tiny_set, tmp_path):
@@ -71,24 +84,45 @@ def test_gradient_accumulation_equals_the_large_batch(tiny_set, tmp_path):
         torch.testing.assert_close(a[key], b[key], atol=5e-6, rtol=1e-4)
 
 
-def test_layer_decay_scales_and_weight_decay_groups():
-    import videopeft
+def videomae_layer_id(name: str, depth: int) -> int:
+    """MCG-NJU/VideoMAE:optim_factory.py get_num_layer_for_vit, written out again for the test."""
+    if name in ("cls_token", "pos_embed") or name.startswith("patch_embed"):
+        return 0
+    if name.startswith("blocks"):
+        return int(name.split(".")[1]) + 1
+    return depth + 1
 
+
+def test_layer_decay_scales_and_weight_decay_groups():
+    """The optimizer the engine builds: every parameter once, weight decay off for biases and
+    1-D tensors, and (after the scheduler sets the lr) lr = base * 0.75 ** (L + 1 - layer_id)."""
     model = videopeft.create_model("videomae_tiny", num_classes=3, num_frames=4, img_size=32)
-    groups = param_groups(model, weight_decay=0.05, layer_decay=0.75)
-    by_name = {n: g for g in groups for n in g["names"]}
-    # REFERENCE §7: scale = 0.75 ** (L + 1 - id), L = 2 blocks
-    assert by_name["patch_embed.proj.weight"]["lr_scale"] == pytest.approx(0.75 ** 3)
-    assert by_name["blocks.0.attn.qkv.weight"]["lr_scale"] == pytest.approx(0.75 ** 2)
-    assert by_name["blocks.1.mlp.fc1.weight"]["lr_scale"] == pytest.approx(0.75)
-    assert by_name["head.weight"]["lr_scale"] == 1.0
-    assert by_name["blocks.0.attn.qkv.weight"]["weight_decay"] == 0.05
+    cfg = RunConfig(train=TrainConfig(opt="adamw", lr=1e-3, weight_decay=0.05, layer_decay=0.75,
+                                      warmup_epochs=0, epochs=1))
+    optimizer = build_optimizer(model, cfg, lr=1e-3)
+    build_scheduler(optimizer, cfg, steps_per_epoch=10, min_lr=0.0).step_update(0)
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(group_of)
+    depth = len(model.blocks)
+    assert depth == 2
+    for name, p in model.named_parameters():
+        group = group_of[id(p)]
+        no_decay = p.ndim <= 1 or name.endswith(".bias") or name in ("pos_embed", "cls_token")
+        assert group["weight_decay"] == (0.0 if no_decay else 0.05), name
+        scale = 0.75 ** (depth + 1 - videomae_layer_id(name, depth))
+        assert group["lr"] == pytest.approx(1e-3 * scale), name
+    params = dict(model.named_parameters())
+    lr_of = {n: group_of[id(params[n])]["lr"] for n in params}
+    assert lr_of["patch_embed.proj.weight"] == pytest.approx(1e-3 * 0.75 ** 3)
+    assert lr_of["blocks.0.attn.qkv.weight"] == pytest.approx(1e-3 * 0.75 ** 2)
+    assert lr_of["blocks.1.mlp.fc1.weight"] == pytest.approx(1e-3 * 0.75)
+    assert lr_of["head.weight"] == pytest.approx(1e-3)
+    assert group_of[id(params["blocks.0.attn.qkv.weight"])]["weight_decay"] == 0.05
     for no_decay in ("blocks.0.attn.q_bias", "blocks.0.norm1.weight", "head.bias", "fc_norm.bias"):
-        assert by_name[no_decay]["weight_decay"] == 0.0
+        assert group_of[id(params[no_decay])]["weight_decay"] == 0.0
 
 
 def test_only_trainable_parameters_reach_the_optimizer():
-    import videopeft
     from videopeft import peft
 
     model = videopeft.create_model("videomae_tiny", num_classes=3, num_frames=4, img_size=32)
@@ -130,8 +164,6 @@ def test_resuming_with_another_method_is_refused(tiny_set, tmp_path):
 
 
 def test_a_failing_run_still_writes_its_log_and_manifest(tiny_set, tmp_path, monkeypatch):
-    from videopeft.engine.train import ClassificationTask
-
     calls = {"n": 0}
     original = ClassificationTask.loss
 

@@ -9,6 +9,7 @@ config builds every cell.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -115,15 +116,15 @@ def test_the_gpu_parts_fit_in_eight_minutes():
 
 
 def test_the_gpu_study_config_builds_every_cell(tmp_path):
-    from videopeft.engine.frame_study import cell_config
+    from videopeft.studies.frame_study import cell_config
 
     cfg = load_config(REPO / "configs/synthetic/frame_study_gpu.yaml", check_paths=False)
     assert (cfg.model.name, cfg.data.img_size) == ("videomae_base", 224)
     for method in ("adaptmlp", "vpt", "linear"):
         for frames in (4, 8, 16):
             cell = cell_config(cfg, method, frames, 0, tmp_path / f"{method}-{frames}")
-            assert (cell.data.num_frames, cell.method["name"]) == (frames, method)
+            assert (cell.data.num_frames, cell.method.name) == (frames, method)
     dry = load_config(REPO / "configs/synthetic/frame_study_gpu_dry.yaml", check_paths=False)
-    assert dry.method == cfg.method | {"bottleneck": dry.method["bottleneck"]}
+    assert dry.method == dataclasses.replace(cfg.method, bottleneck=dry.method.bottleneck)
     assert (dry.data.num_frames, dry.train.amp, dry.eval.split) == (
         cfg.data.num_frames, cfg.train.amp, cfg.eval.split)

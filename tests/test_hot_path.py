@@ -20,6 +20,16 @@ import videopeft
 from engine_fixtures import REPO, tiny_config, tiny_set  # noqa: F401
 from sync_probe import host_reads
 from videopeft import peft
+from videopeft.data import Manifest
+from videopeft.engine import distributed as dist
+from videopeft.engine import tasks
+from videopeft.engine.logging import MetricsLogger
+from videopeft.engine.pretrain import PretrainTask
+from videopeft.engine.train import Recipe, train
+from videopeft.models.pretrain import (create_pretrain_model, mask_indices, masked_per_slice,
+                                       take_tokens, tube_mask)
+from videopeft.models.vit import Block
+from videopeft.peft.vpt import PromptedBlock
 
 sys.path.insert(0, str(REPO))
 from benchmarks.activations import saved_bytes_per_clip  # noqa: E402
@@ -33,11 +43,6 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipi
 @contextlib.contextmanager
 def recipe_for(cfg, task, out_dir: Path):
     """A set-up training Recipe (data, model, optimizer) for `cfg`, as run_training builds it."""
-    from videopeft.data import Manifest
-    from videopeft.engine import distributed as dist
-    from videopeft.engine.logging import MetricsLogger
-    from videopeft.engine.train import Recipe
-
     info = dist.init_distributed(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     logger = MetricsLogger(out_dir, enabled=True)
@@ -81,18 +86,14 @@ def reads_in_steps(recipe, steps: int = 3) -> list[str]:
                          ids=lambda m: m["name"])
 def test_a_fine_tuning_step_reads_no_tensor_value_on_the_host(tiny_set, tmp_path, method,
                                                               device):
-    from videopeft.engine.train import ClassificationTask
-
     cfg = tiny_config(tiny_set, tmp_path / "run", method=method, device=device,
                       train={"clip_grad": 1.0, "eval_every": 0, "batch_size": 2})
-    with recipe_for(cfg, ClassificationTask(cfg), tmp_path / "run") as recipe:
+    with recipe_for(cfg, tasks.ClassificationTask(), tmp_path / "run") as recipe:
         assert reads_in_steps(recipe) == []
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_pretraining_step_reads_no_tensor_value_on_the_host(tiny_set, tmp_path, device):
-    from videopeft.engine.pretrain import PretrainTask
-
     cfg = tiny_config(tiny_set, tmp_path / "run", device=device, train={"batch_size": 2},
                       pretrain={"mask_ratio": 0.75, "decoder_dim": 24, "decoder_depth": 1,
                                 "decoder_heads": 2})
@@ -116,18 +117,16 @@ def test_a_non_finite_loss_stops_the_run_at_the_next_log_step_naming_its_step(
         tiny_set, tmp_path, monkeypatch):
     """No check per step; a NaN loss at step 1 is reported at the log step 3, with step 1, and
     no checkpoint is written after it."""
-    from videopeft.engine import train as train_module
-
     losses = iter([1.0, float("nan"), 1.0, 1.0, 1.0, 1.0])
-    original = train_module.ClassificationTask.loss
+    original = tasks.ClassificationTask.loss
 
     def loss(self, model, clips, labels):
         return original(self, model, clips, labels) * 0 + next(losses)
 
-    monkeypatch.setattr(train_module.ClassificationTask, "loss", loss)
+    monkeypatch.setattr(tasks.ClassificationTask, "loss", loss)
     cfg = tiny_config(tiny_set, tmp_path / "run", train={"log_every": 3, "epochs": 2})
     with pytest.raises(FloatingPointError, match=r"loss is nan at step 1 \(epoch 0\)"):
-        train_module.train(cfg)
+        train(cfg)
     assert not list((tmp_path / "run").glob("checkpoints/*.pt"))
 
 
@@ -186,9 +185,6 @@ def test_a_trained_qkv_bias_gets_gradients(tiny_vit, clip):
 def vpt_reference(model, x: torch.Tensor) -> torch.Tensor:
     """Deep prepend VPT as the paper states it: before every prompted block insert its prompts
     after the class token (if any), run the plain block, drop the prompt outputs."""
-    from videopeft.models.vit import Block
-    from videopeft.peft.vpt import PromptedBlock
-
     x, _ = model.embed(x)
     c = model.num_prefix_tokens
     for blk in model.blocks:
@@ -230,8 +226,6 @@ def test_deep_vpt_concatenates_once_and_equals_insert_and_drop(class_token, laye
 # ----------------------------------------------------------------------------- pretraining
 
 def test_pretraining_mask_indices_pick_what_boolean_indexing_picks():
-    from videopeft.models.pretrain import mask_indices, take_tokens, tube_mask
-
     mask = tube_mask(3, (2, 4, 4), 0.75, torch.Generator().manual_seed(0))
     tokens = torch.randn(3, 32, 5)
     visible, masked = mask_indices(mask, 3, 32, num_masked=24)
@@ -248,8 +242,6 @@ def test_the_training_forward_compiles_to_one_graph(method):
     """fullgraph=True fails on any graph break (a Python branch on tensor values, a host read):
     the training forward must trace as one graph, as CUDA graphs need. (linear runs the same
     forward as full.)"""
-    from videopeft.models.pretrain import create_pretrain_model, masked_per_slice, tube_mask
-
     torch.manual_seed(0)
     torch._dynamo.reset()
     x = torch.randn(2, 3, 4, 32, 32)

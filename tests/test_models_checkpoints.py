@@ -12,11 +12,15 @@ import re
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 import videopeft
-from videopeft.models.checkpoints import (CheckpointError, LoadReport, convert_state_dict,
-                                          detect_layout, load_pretrained, save_pretrained)
+from videopeft.models.checkpoints import (CHECKPOINT_LAYOUTS, CheckpointError, LoadReport,
+                                          convert_state_dict, detect_layout, load_pretrained,
+                                          save_pretrained)
+from videopeft.models.converters import (HF_QKV_PARTS, hf_to_videopeft_key,
+                                         videopeft_to_hf_key)
 from videopeft.models.pos_embed import resample_pos_embed_3d, sinusoid_table
 
 transformers = pytest.importorskip("transformers")
@@ -35,7 +39,8 @@ def hf_model(num_frames: int = 4, use_mean_pooling: bool = True, seed: int = 0):
     torch.manual_seed(seed)
     model = transformers.VideoMAEForVideoClassification(cfg).eval()
     if model.fc_norm is not None:
-        model.fc_norm.eps = 1e-6  # HF builds it with PyTorch's 1e-5 (REFERENCE section 3)
+        # HF builds fc_norm with PyTorch's eps 1e-5 (huggingface/transformers:modeling_videomae.py)
+        model.fc_norm.eps = 1e-6
     with torch.no_grad():
         for name, p in model.named_parameters():
             is_ln_scale = "norm" in name and name.endswith("weight")
@@ -68,7 +73,8 @@ def vp_tokens(model: videopeft.VideoViT, x: torch.Tensor) -> torch.Tensor:
 
 
 def official_finetune_sd(hf) -> dict[str, torch.Tensor]:
-    """The official fine-tune key layout, written from HF weights by hand (REFERENCE section 1)."""
+    """The official fine-tune key layout (MCG-NJU/VideoMAE:modeling_finetune.py), written from HF
+    weights by hand."""
     sd = hf.state_dict()
     out = {"patch_embed.proj.weight": sd["videomae.embeddings.patch_embeddings.projection.weight"],
            "patch_embed.proj.bias": sd["videomae.embeddings.patch_embeddings.projection.bias"]}
@@ -272,6 +278,26 @@ def test_detect_layout_by_sentinel_keys(hf):
     assert detect_layout(vp_model(init_values=0.1).state_dict()) == "videopeft"
     with pytest.raises(CheckpointError, match="no known layout"):
         detect_layout({"foo.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match=", ".join(CHECKPOINT_LAYOUTS)):
+        convert_state_dict(hf.state_dict(), vp_model(), layout="caffe")
+
+
+def test_hf_key_names_map_both_ways(hf_dir):
+    """The HF tables read backwards (for an exporter) give the names transformers writes to a
+    file, for every key but the separate q/k/v weights, which VideoViT fuses into one qkv."""
+    with safe_open(str(hf_dir / "model.safetensors"), framework="pt") as f:
+        file_keys = set(f.keys())
+    qkv = {k for k in file_keys if re.search(r"attention\.(query|key|value)\.weight$", k)}
+    assert len(qkv) == len(HF_QKV_PARTS) * DEPTH
+    ours = {hf_to_videopeft_key(k): k for k in file_keys - qkv}
+    assert {k: videopeft_to_hf_key(k) for k in ours} == ours
+    model_keys = set(vp_model().state_dict())
+    assert set(ours) == model_keys - {f"blocks.{i}.attn.qkv.weight" for i in range(DEPTH)}
+    assert videopeft_to_hf_key("blocks.1.mlp.fc1.lora_a", backbone_prefix="") == \
+        "encoder.layer.1.intermediate.dense.lora_a"
+    for key in ("blocks.0.attn.qkv.weight", "blocks.0.ls1.gamma", "pos_embed"):
+        with pytest.raises(ValueError, match=re.escape(key)):
+            videopeft_to_hf_key(key)
 
 
 # ----------------------------------------------------------------------- frame counts, positions

@@ -36,7 +36,7 @@ def test_tube_mask_masks_int_ratio_per_slice_and_repeats_over_time():
     mask = tube_mask(3, (8, 14, 14), 0.9, torch.Generator().manual_seed(0))
     assert mask.dtype == torch.bool and mask.shape == (3, 8 * 196)
     slices = mask.view(3, 8, 196)
-    assert (slices.sum(-1) == 176).all()  # int(0.9 * 196), REFERENCE section 2
+    assert (slices.sum(-1) == 176).all()  # int(0.9 * 196): MCG-NJU/VideoMAE:masking_generator.py
     assert (slices == slices[:, :1]).all()  # one spatial mask tiled over time
     assert not torch.equal(slices[0, 0], slices[1, 0])  # each sample draws its own
 
@@ -57,8 +57,9 @@ def test_tube_mask_needs_masked_and_visible_tokens(ratio):
 
 
 def numpy_target(clips: torch.Tensor, tubelet: int = 2, p: int = 16) -> np.ndarray:
-    """REFERENCE section 2 by loops in float64: per token and channel, (x - mean) / (std + 1e-6)
-    with the unbiased std over the tubelet's pixels (t, h, w order), channel fastest."""
+    """MCG-NJU/VideoMAE:engine_for_pretraining.py's target by loops in float64: per token and
+    channel, (x - mean) / (std + 1e-6) with the unbiased std over the tubelet's pixels
+    (t, h, w order), channel fastest."""
     mean = np.array([0.485, 0.456, 0.406])[:, None, None, None]
     std = np.array([0.229, 0.224, 0.225])[:, None, None, None]
     out = []

@@ -16,7 +16,8 @@ def small_vit(num_frames: int = 4, img_size: int = 32, depth: int = 1, **kw) -> 
 
 
 def numpy_sinusoid(n: int, d: int) -> np.ndarray:
-    """REFERENCE section 1, computed independently: angle p / 10000^(2*floor(j/2)/d)."""
+    """MCG-NJU/VideoMAE:modeling_finetune.py get_sinusoid_encoding_table, computed independently:
+    angle p / 10000^(2*floor(j/2)/d), sin on even j, cos on odd."""
     table = np.zeros((n, d), dtype=np.float64)
     for p in range(n):
         for j in range(d):
@@ -162,8 +163,8 @@ def test_official_fine_tune_key_layout():
 
 
 def test_videomae_base_parameter_counts():
-    """REFERENCE section 1: 86,534,800 with a 400-class head; 7,087,104 per block (12D^2 + 12D);
-    patch embedding 1,180,416."""
+    """ViT-B of MCG-NJU/VideoMAE:modeling_finetune.py (vit_base_patch16_224): 86,534,800 with a
+    400-class head; 7,087,104 per block (12D^2 + 12D); patch embedding 1,180,416."""
     model = videopeft.create_model("videomae_base", num_classes=400, num_frames=2, img_size=16)
 
     def count(module: torch.nn.Module) -> int:

@@ -1,5 +1,6 @@
-"""Trainable-parameter counts on VideoMAE ViT-B (D=768, L=12, SSv2's 174 classes), checked against
-REFERENCE §4: AdaptMLP r=64 adds 12 x 99,136 = 1,189,632 and trains 1,324,974 with fc_norm and head."""
+"""Trainable-parameter counts on VideoMAE ViT-B (D=768, L=12, SSv2's 174 classes). AdaptMLP r=64,
+with the layer shapes of ShoufaChen/AdaptFormer:models/adapter.py, adds 12 x (768*64+64 + 64*768+768)
+= 12 x 99,136 = 1,189,632 (the AdaptFormer paper's 1.19M) and trains 1,324,974 with fc_norm and head."""
 from __future__ import annotations
 
 import copy

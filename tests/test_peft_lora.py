@@ -6,6 +6,7 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from videopeft import peft
 from videopeft.peft import LoRALinear
@@ -59,11 +60,38 @@ def test_merge_refuses_a_non_finite_update(tiny_vit):
     assert not tiny_vit.blocks[0].attn.qkv.merged
 
 
-def test_dropout_acts_on_the_lora_input_only(tiny_vit, clip):
-    peft.apply(tiny_vit, {"name": "lora", "dropout": 0.5})
+def test_dropout_acts_on_the_lora_input_only():
+    torch.manual_seed(0)
+    base = nn.Linear(16, 8)
+    layer = LoRALinear(base, rank=4, alpha=8.0, dropout=0.5)
+    with torch.no_grad():
+        layer.lora_up.weight.normal_()
+    x = torch.randn(32, 16)
+
+    def update(inp: torch.Tensor) -> torch.Tensor:
+        return layer.scale * inp @ layer.lora_down.weight.T @ layer.lora_up.weight.T
+
+    layer.train()
+    torch.manual_seed(7)
+    out = layer(x)
+    torch.manual_seed(7)  # the same mask again: the input, scaled by 1/(1-p), with zeros
+    dropped = F.dropout(x, 0.5, training=True)
+    assert (dropped == 0).any() and (dropped != 0).any()
+    torch.testing.assert_close(out, base(x) + update(dropped))  # base path sees the whole x
+    assert not torch.allclose(layer(x), layer(x))  # a fresh mask per call
+    layer.eval()
+    torch.testing.assert_close(layer(x), base(x) + update(x))
+    torch.testing.assert_close(layer(x), layer(x), atol=0, rtol=0)
+
+
+def test_dropout_from_the_config_makes_train_mode_stochastic_and_eval_exact(tiny_vit, clip):
     tiny_vit.train()
-    before = tiny_vit(clip)  # up weights are zero: dropout on the LoRA path cannot show
-    torch.testing.assert_close(tiny_vit(clip), before)
+    torch.testing.assert_close(tiny_vit(clip), tiny_vit(clip), atol=0, rtol=0)  # no other noise
+    peft.apply(tiny_vit, {"name": "lora", "dropout": 0.5, "targets": TARGETS})
+    _randomise_lora(tiny_vit)
+    assert not torch.allclose(tiny_vit(clip), tiny_vit(clip))
+    tiny_vit.eval()
+    torch.testing.assert_close(tiny_vit(clip), tiny_vit(clip), atol=0, rtol=0)
 
 
 def test_same_logits_as_hf_peft_lora_with_the_same_weights(tiny_vit, clip):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn as nn
 
 from videopeft import peft
 from videopeft.config import ConfigError, load_config
+from videopeft.engine.optim import param_groups
 from videopeft.peft.adaptmlp import AdaptMLPBlock
+from videopeft.peft.base import mark_trainable
 
 # (test id, method mapping). Ids are the method name plus what differs from its defaults.
 METHOD_CASES = [
@@ -98,13 +101,12 @@ def test_one_step_updates_only_the_reported_parameters(tiny_vit, clip, method):
 @pytest.mark.parametrize("method", CASES)
 def test_optimizer_groups_hold_only_trainable_tensors(tiny_vit, method):
     report = peft.apply(tiny_vit, method)
-    params = [(n, p) for n, p in tiny_vit.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for _, p in params if p.dim() >= 2], "weight_decay": 0.05},
-              {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups)
+    groups = param_groups(tiny_vit, weight_decay=0.05, layer_decay=0.75)  # the engine's own
+    opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups])
     held = {id(p) for g in opt.param_groups for p in g["params"]}
     named = dict(tiny_vit.named_parameters())
     assert held == {id(named[n]) for n in report.trainable}
+    assert sorted(n for g in groups for n in g["names"]) == sorted(report.trainable)
 
 
 @pytest.mark.parametrize("method", CASES)
@@ -154,6 +156,56 @@ def test_a_model_takes_one_method(tiny_vit):
     peft.apply(tiny_vit, {"name": "linear"})
     with pytest.raises(ValueError, match="already applied"):
         peft.apply(tiny_vit, {"name": "lora"})
+
+
+# method -> the module class it adds, which declares that method's trainable tensors
+ADDED_MODULE = {"adaptmlp": "AdaptMLP", "adapter": "AdaptMLP", "vpt": "VisualPrompts",
+                "prefix": "PrefixEncoder", "lora": "LoRALinear"}
+
+
+@pytest.mark.parametrize("method", [c for c in CASES if c.values[0]["name"] in ADDED_MODULE])
+def test_the_method_group_is_what_its_added_modules_declare(tiny_vit, method):
+    report = peft.apply(tiny_vit, method)
+    declared = peft.get_adapter_params(tiny_vit)
+    kinds = {type(m).__name__ for m in tiny_vit.modules() if isinstance(m, peft.AdapterModule)}
+    assert kinds == {ADDED_MODULE[method["name"]]}
+    assert report.group(method["name"]).params == tuple(declared)
+
+
+def test_lora_trains_only_the_low_rank_factors_of_each_wrapped_layer(tiny_vit):
+    report = peft.apply(tiny_vit, {"name": "lora", "targets": ["attn.qkv", "mlp.fc1"]})
+    wrapped = [n for n, m in tiny_vit.named_modules() if isinstance(m, peft.LoRALinear)]
+    assert wrapped == ["blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.1.attn.qkv", "blocks.1.mlp.fc1"]
+    assert report.group("lora").params == tuple(f"{n}.lora_{f}.weight" for n in wrapped
+                                                for f in ("down", "up"))
+    assert not tiny_vit.blocks[0].attn.qkv.weight.requires_grad
+
+
+class _HalfTrained(nn.Module):
+    """An adapter module with one trainable and one frozen tensor."""
+
+    def __init__(self, declared: list[str]) -> None:
+        super().__init__()
+        self.delta = nn.Linear(4, 4)
+        self.table = nn.Parameter(torch.zeros(3))
+        self.declared = declared
+
+    def adapter_params(self) -> list[str]:
+        return self.declared
+
+
+def test_mark_trainable_finds_any_adapter_module_by_walking_the_model(tiny_vit):
+    tiny_vit.blocks[1].extra = _HalfTrained(["delta.weight", "delta.bias"])
+    report = mark_trainable(tiny_vit, peft.method_config({"name": "linear"}))
+    assert report.group("linear").params == ("blocks.1.extra.delta.weight", "blocks.1.extra.delta.bias")
+    assert not tiny_vit.blocks[1].extra.table.requires_grad
+    assert [g.name for g in report.groups] == ["linear", "head", "fc_norm"]
+
+
+def test_a_module_that_declares_a_parameter_it_lacks_is_a_bug_reported_by_name(tiny_vit):
+    tiny_vit.blocks[0].extra = _HalfTrained(["delta.weight", "deltaa.bias"])
+    with pytest.raises(RuntimeError, match=r"_HalfTrained 'blocks\.0\.extra' declares .*'deltaa\.bias'"):
+        peft.get_adapter_params(tiny_vit)
 
 
 def test_report_prints_a_table_with_every_group(tiny_vit):

@@ -40,6 +40,7 @@ WRAPPER = textwrap.dedent('''
 
     sys.path.insert(0, os.environ["VP_REPO"])
     import torch
+    from videopeft import io as vio
     from videopeft.engine import checkpoint as ck
 
     kind, _, step = os.environ.get("VP_KILL_AT", ":").partition(":")
@@ -53,7 +54,7 @@ WRAPPER = textwrap.dedent('''
         m = re.match(r"^step_(\\d+)\\.pt$", Path(path).name)
         return int(m.group(1)) if m else None
 
-    real_save, real_link = ck.atomic_save, ck._atomic_link
+    real_save, real_link = ck.atomic_save, ck.atomic_link
     real_manager_save = ck.CheckpointManager.save
 
     def atomic_save(obj, path):
@@ -61,7 +62,7 @@ WRAPPER = textwrap.dedent('''
             buf = io.BytesIO()
             torch.save(obj, buf)
             data = buf.getvalue()
-            tmp = ck._tmp_path(Path(path))
+            tmp = vio._tmp_path(Path(path))
             with open(tmp, "wb") as f:  # half a checkpoint, then death before os.replace
                 f.write(data[: len(data) // 2])
                 f.flush()
@@ -71,7 +72,7 @@ WRAPPER = textwrap.dedent('''
 
     def atomic_link(src, dst):
         if kind == "link" and step_of(src) == step and Path(dst).name == "last.pt":
-            tmp = ck._tmp_path(Path(dst))
+            tmp = vio._tmp_path(Path(dst))
             os.link(src, tmp)
             die()
         return real_link(src, dst)
@@ -82,7 +83,7 @@ WRAPPER = textwrap.dedent('''
             die()
         return out
 
-    ck.atomic_save, ck._atomic_link = atomic_save, atomic_link
+    ck.atomic_save, ck.atomic_link = atomic_save, atomic_link
     ck.CheckpointManager.save = manager_save
     sys.argv = [str(Path(os.environ["VP_REPO"]) / "tools" / "train.py")] + sys.argv[1:]
     runpy.run_path(sys.argv[0], run_name="__main__")
@@ -160,7 +161,7 @@ def test_sigkill_at_three_points_then_resume_auto_equals_the_uninterrupted_run(k
     proc = _train(wrapper, config, run, "tmp:2")
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert _step_files(run) == ["step_00000001.pt"]
-    assert [t.startswith(".step_00000002.pt.tmp-") for t in _temporaries(run)] == [True]
+    assert [t.startswith(".step_00000002.tmp-") for t in _temporaries(run)] == [True]
     assert not (run / "results.json").exists()
     # 2. killed between steps, right after step 3 is complete (the stale temporary is removed)
     proc = _train(wrapper, config, run, "after:3")
@@ -172,7 +173,7 @@ def test_sigkill_at_three_points_then_resume_auto_equals_the_uninterrupted_run(k
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert "step_00000004.pt" in _step_files(run)
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3
-    assert [t.startswith(".last.pt.tmp-") for t in _temporaries(run)] == [True]
+    assert [t.startswith(".last.tmp-") for t in _temporaries(run)] == [True]
     # 4. the final resume runs to the end
     proc = _train(wrapper, config, run)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent('''
     import gc, json, os, sys
     sys.path.insert(0, sys.argv[1])
     from videopeft.config import DataConfig
-    from videopeft.data.datasets import TrainClipDataset, read_annotations
+    from videopeft.data import TrainClipDataset, read_annotations
     from videopeft.data.manifest import Manifest
 
     layout, root, annotation, backend = sys.argv[2:6]

@@ -1,5 +1,6 @@
-"""The command-line tools end to end: the run layout of DESIGN.md file by file, the results.json
-schema, one-line errors without tracebacks, a resumable frame study, inference and LoRA merging."""
+"""The command-line tools end to end: the run folder (README.md, "What a run writes") file by
+file, the results.json schema, one-line errors without tracebacks, a resumable frame study,
+inference and LoRA merging."""
 from __future__ import annotations
 
 import csv
@@ -84,7 +85,7 @@ def test_train_and_eval_tools_write_the_whole_run_layout(tiny_set, tmp_path):
     from videopeft.peft import read_adapter_metadata
     meta = read_adapter_metadata(run / "adapter.safetensors")
     assert meta["class_names"] == tiny_set.class_names and meta["sampling"]["num_frames"] == 4
-    # results.json: the DESIGN.md schema
+    # results.json: the schema of README.md
     results = read_json(run / "results.json")
     check_results_schema(results, num_videos=3)
     assert (results["views"], results["num_frames"]) == ({"temporal": 2, "spatial": 3}, 4)
@@ -149,12 +150,12 @@ def test_frame_study_runs_a_grid_and_a_rerun_skips_finished_cells(tiny_set, tmp_
     assert "| linear | 2 |" in (study / "frame_study.md").read_text()
     assert "frame_study.md" in capsys.readouterr().out
 
-    import videopeft.engine.train as engine_train
+    import videopeft.studies.frame_study as frame_study
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(engine_train, "train", must_not_run)
+    monkeypatch.setattr(frame_study, "train", must_not_run)
     before = (study / "lora-f4-s0" / "results.json").stat().st_mtime_ns
     assert run_main("frame_study", argv) == 0
     assert (study / "lora-f4-s0" / "results.json").stat().st_mtime_ns == before

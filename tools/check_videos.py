@@ -14,11 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
-from videopeft.data.datasets import LAYOUTS, check_videos  # noqa: E402
-from videopeft.data.decoders import BACKENDS  # noqa: E402
+from videopeft.constants import BACKENDS, LAYOUTS  # noqa: E402
+from videopeft.data.annotations import HMDB_SPLITS  # noqa: E402
+from videopeft.data.check import check_videos  # noqa: E402
+from videopeft.engine.cli import run_main  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", help="annotation file, annotation folder, or a folder of videos")
     parser.add_argument("--layout", choices=LAYOUTS, default="",
@@ -26,11 +28,11 @@ def main() -> None:
                              "without --layout is scanned for video files)")
     parser.add_argument("--root", default="", help="folder the annotation's paths are relative to")
     parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--hmdb-split", type=int, default=1, choices=(1, 2, 3))
+    parser.add_argument("--hmdb-split", type=int, default=1, choices=HMDB_SPLITS)
     parser.add_argument("--full", action="store_true", help="decode every frame, not 3 per video")
     parser.add_argument("--out", default="manifest.json", help="where to write the manifest")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = check_videos(args.target, layout=args.layout, root=args.root, backend=args.backend,
                           hmdb_split=args.hmdb_split, full=args.full, manifest_path=args.out,
                           progress=not args.no_progress)
@@ -39,7 +41,8 @@ def main() -> None:
           f"{result.checked - result.failed} readable ({read or 'none'}), "
           f"{result.warned} of them with warnings")
     print(f"manifest: {result.manifest_path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

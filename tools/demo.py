@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
 
 from videopeft.engine.cli import run_main  # noqa: E402
-from videopeft.engine.demo import run_demo  # noqa: E402
+from videopeft.studies.demo import run_demo  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
 
-from videopeft.config import ConfigError, load_config
+from videopeft.config import load_config
 from videopeft.engine.builder import run_name_of
 from videopeft.engine.cli import is_main_process, run_main, split_key
 from videopeft.engine.evaluate import evaluate
+from videopeft.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint, overrides = split_key(args.overrides, "checkpoint")
     checkpoint = args.checkpoint or checkpoint
     if not checkpoint:
-        raise ConfigError("command line: checkpoint: expected checkpoint=PATH (a .pt training "
-                          "checkpoint, an adapter .safetensors or a weight file)")
+        raise ConfigError("expected checkpoint=PATH (a .pt training checkpoint, an adapter "
+                          ".safetensors or a weight file)", key="checkpoint", where="command line")
     cfg = load_config(args.config, overrides)
     results = evaluate(cfg, checkpoint=checkpoint, run_name=run_name_of(args.config) + "-eval")
     if is_main_process():

@@ -17,21 +17,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from 
 
 import yaml  # noqa: E402
 
-from videopeft.config import ConfigError, load_config  # noqa: E402
+from videopeft.config import load_config  # noqa: E402
 from videopeft.engine.builder import run_name_of  # noqa: E402
 from videopeft.engine.cli import is_main_process, run_main, split_key  # noqa: E402
-from videopeft.engine.frame_study import run_frame_study  # noqa: E402
+from videopeft.errors import ConfigError  # noqa: E402
+from videopeft.studies.frame_study import run_frame_study  # noqa: E402
 
 
 def _list(raw: str | None, key: str, default: list | None = None) -> list:
     if raw is None:
         if default is None:
-            raise ConfigError(f"command line: {key}: expected {key}=[...], e.g. frames=[2,4,8,16]")
+            raise ConfigError(f"expected {key}=[...], e.g. frames=[2,4,8,16]", key=key,
+                              where="command line")
         return default
     value = yaml.safe_load(raw)
     value = value if isinstance(value, list) else [value]
     if not value:
-        raise ConfigError(f"command line: {key}: expected a non-empty list, got {raw!r}")
+        raise ConfigError(f"expected a non-empty list, got {raw!r}", key=key, where="command line")
     return value
 
 
@@ -47,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     seeds, rest = split_key(rest, "seeds")
     frames = _list(frames, "frames")
     if not all(isinstance(f, int) and f > 0 for f in frames):
-        raise ConfigError(f"command line: frames: expected positive integers, got {frames}")
+        raise ConfigError(f"expected positive integers, got {frames}", key="frames",
+                          where="command line")
     methods = [str(m) for m in _list(methods, "methods")]
     seeds = _list(seeds, "seeds", [0])
     if not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"command line: seeds: expected integers, got {seeds}")
+        raise ConfigError(f"expected integers, got {seeds}", key="seeds", where="command line")
     cfg = load_config(args.config, rest)
     out_dir = cfg.output_dir or f"runs/{run_name_of(args.config)}-frame_study"
     rows = run_frame_study(cfg, frames, methods, seeds, out_dir=out_dir)

@@ -3,7 +3,7 @@
     python tools/train.py CONFIG.yaml [key.sub=value ...]
     torchrun --nproc_per_node=N tools/train.py CONFIG.yaml [key.sub=value ...]
 
-Writes the run folder described in DESIGN.md and prints where it is.
+Writes the run folder (README.md, "What a run writes") and prints where it is.
 """
 from __future__ import annotations
 

@@ -34,7 +34,6 @@ import functools
 import importlib
 import logging
 import os
-import re
 import stat
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
@@ -47,39 +46,16 @@ try:  # PyAV before decord: decord loads its bundled FFmpeg and libvpx with RTLD
 except ImportError:
     pass
 
+from videopeft.constants import AUTO_ORDER, BACKENDS
+from videopeft.errors import ConfigError, DecodeError, one_line
+
 __all__ = ["DecodeError", "Video", "VideoHeader", "open_video", "decode", "count_frames",
-           "available_backends", "read_header", "probe_warnings", "AUTO_ORDER", "BACKENDS"]
+           "available_backends", "read_header", "probe_warnings"]
 
 _log = logging.getLogger(__name__)
 
-AUTO_ORDER: tuple[str, ...] = ("decord", "pyav", "torchcodec")  # the order "auto" tries
-BACKENDS: tuple[str, ...] = AUTO_ORDER + ("auto",)
 _MODULES = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec.decoders"}
 _DECORD_CHUNK = 32  # frames per decord get_batch call (bounds its memory on long videos)
-_MAX_ERROR_CHARS = 240
-_DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")  # "[16:20:20] src/video/x.cc:151: "
-
-
-class DecodeError(RuntimeError):
-    """No backend could return the requested frames of a file; names the file and each error."""
-
-    def __init__(self, path: str, errors: dict[str, str]) -> None:
-        self.path = str(path)
-        self.errors = dict(errors)
-        super().__init__(f"{self.path}: cannot decode ({self.detail or 'no backend tried'})")
-
-    @property
-    def detail(self) -> str:
-        """Each backend's error, `name: error; name: error` (the manifest's error field)."""
-        return "; ".join(f"{name}: {msg}" for name, msg in self.errors.items())
-
-    @property
-    def backends(self) -> str:
-        """The backends that were tried, comma separated (for the manifest)."""
-        return ",".join(self.errors)
-
-    def __reduce__(self) -> tuple:  # keeps the two-argument constructor picklable
-        return (type(self), (self.path, self.errors))
 
 
 @dataclass(frozen=True)
@@ -240,26 +216,19 @@ _OPENERS: dict[str, Callable[[str], _Reader]] = {
 
 
 def _candidates(backend: str) -> list[str]:
-    """The backends to try for `backend`, validated."""
+    """The backends to try for `backend`; ConfigError (a user error) for one that is unknown or
+    not installed."""
     if backend == "auto":
         names = available_backends()
         if not names:
-            raise ValueError(f"no video backend installed (tried imports for {list(AUTO_ORDER)})")
+            raise ConfigError(f"no video backend installed (tried imports for {list(AUTO_ORDER)})")
         return names
     if backend not in AUTO_ORDER:
-        raise ValueError(f"unknown video backend {backend!r}: expected one of {list(BACKENDS)}")
+        raise ConfigError(f"unknown video backend {backend!r}: expected one of {list(BACKENDS)}")
     if _module(backend) is None:
-        raise ValueError(f"video backend {backend!r} is not installed "
-                         f"(installed: {available_backends()})")
+        raise ConfigError(f"video backend {backend!r} is not installed "
+                          f"(installed: {available_backends()})")
     return [backend]
-
-
-def _one_line(err: BaseException) -> str:
-    """A backend error as one short line (decord errors carry multi-line C++ traces)."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    first = _DECORD_PREFIX.sub("", lines[0]) if lines else ""
-    text = f"{type(err).__name__}: {first}".rstrip(": ")
-    return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS - 3] + "..."
 
 
 def _check_indices(indices: Iterable[Any]) -> list[int]:
@@ -307,7 +276,7 @@ class Video:
             try:
                 self._reader = _OPENERS[name](self.path)
             except Exception as err:  # any backend failure means: try the next backend
-                self.errors[name] = _one_line(err)
+                self.errors[name] = one_line(err)
                 _log.debug("%s: %s cannot open it (%s)", self.path, name, self.errors[name])
                 continue
             if self._reader.num_frames < 1:
@@ -349,7 +318,7 @@ class Video:
                 frames = self._reader.read(unique)
                 break
             except Exception as err:  # any backend failure means: try the next backend
-                self.errors[self.backend] = _one_line(err)
+                self.errors[self.backend] = one_line(err)
                 _log.debug("%s: %s failed (%s)", self.path, self.backend, self.errors[self.backend])
                 self._reader.close()
                 self._next_backend()
@@ -392,11 +361,11 @@ def _truncated_margin(expected: int) -> int:
 
 
 def probe_warnings(video: Video) -> list[str]:
-    """What is suspicious about an opened video that decodes; [] for a healthy one.
+    """What is suspicious about an open video that decodes; [] for a healthy one.
 
     Checks, cheapest first, without decoding: the owner has no read permission (readable only as
     root); the extension disagrees with the container; the header promises clearly more frames
-    than the backend can read (truncated); else a single frame. Never raises.
+    than the backend can read (truncated); else a single frame.
     """
     problems: list[str] = []
     try:
@@ -406,11 +375,7 @@ def probe_warnings(video: Video) -> list[str]:
             problems.append(f"no read permission for its owner ({why})")
     except (OSError, AttributeError):  # AttributeError: no geteuid (Windows)
         pass
-    try:
-        num_frames = video.num_frames
-        header = video.header
-    except DecodeError:
-        return problems
+    num_frames, header = video.num_frames, video.header
     if header is not None:
         ext = os.path.splitext(video.path)[1].lower()
         allowed = _EXTENSION_FORMATS.get(ext)

@@ -32,14 +32,16 @@ therefore still writes `{}`; "warnings" is a reserved name, never a split.
 from __future__ import annotations
 
 import json
-import logging
 import os
+import logging
 import shutil
 import socket
 import tempfile
 import threading
 import weakref
 from pathlib import Path
+
+from videopeft.io import atomic_write_json
 
 __all__ = ["Manifest", "WARNINGS_KEY"]
 
@@ -156,11 +158,8 @@ class Manifest:
     def write(self, path: str | os.PathLike) -> Path:
         """Write manifest.json atomically (temp file, then rename); returns the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         content = self.to_dict()
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write_json(path, content)
         warned = len(content.get(WARNINGS_KEY, []))
         failed = sum(len(rows) for key, rows in content.items() if key != WARNINGS_KEY)
         _log.info("manifest: %d failed and %d suspicious video(s) written to %s", failed, warned,

@@ -1,6 +1,6 @@
 """Frame samplers: pure functions from a video length to the frame indices of a clip.
 
-Two schemes, as in VideoMAE (REFERENCE §7):
+Two schemes, as in VideoMAE (MCG-NJU/VideoMAE:ssv2.py segments, kinetics.py dense):
 
 * **Segment (TSN)** — `sample_segments`: the video is cut into `clip_len` equal segments and one
   frame is taken from each. Train: a random offset per segment. Test: view `v` of `V` takes the
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["sample_segments", "sample_dense", "frames_for_study", "SHORT_VIDEO_POLICIES",
+from videopeft.constants import SHORT_VIDEO_POLICIES
+
+__all__ = ["sample_segments", "sample_dense", "frames_for_study",
            "STUDY_POLICIES"]
 
-SHORT_VIDEO_POLICIES = ("repeat_last", "loop")
 STUDY_POLICIES = ("coverage", "fixed")
 
 

@@ -28,14 +28,16 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from videopeft.config import DataConfig
+from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD, SPATIAL_VIEWS
 
 __all__ = ["ClipRandAugment", "TrainTransform", "EvalTransform", "build_train_transform",
            "build_eval_transform", "random_resized_crop_box", "multi_scale_crop_box",
-           "resize_short_side", "to_normalized_clip", "spatial_crop_offsets"]
+           "resize_short_side", "to_normalized_clip", "spatial_crop_offsets", "CROPS"]
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 _RATIO = (3.0 / 4.0, 4.0 / 3.0)
 _MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
+CROPS = ("random_resized", "multi_scale")  # train crops: torchvision's rule, TSN's multi-scale
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -111,7 +113,7 @@ def to_normalized_clip(frames: torch.Tensor, mean: tuple[float, ...],
 
 def spatial_crop_offsets(height: int, width: int, size: int, views: int) -> list[tuple[int, int]]:
     """(top, left) of the eval crops: centre for 1 view; 3 along the long side for 3 views."""
-    if views not in (1, 3):
+    if views not in SPATIAL_VIEWS:
         raise ValueError(f"views_spatial must be 1 or 3, got {views}")
     if min(height, width) < size:
         raise ValueError(f"frames of {height}x{width} are smaller than the {size}px crop")
@@ -160,11 +162,11 @@ class TrainTransform:
 
     def __init__(self, img_size: int, *, scale: tuple[float, float] = (0.08, 1.0),
                  crop: str = "random_resized", flip: bool = False, rand_augment: str = "",
-                 random_erasing: float = 0.0, mean: tuple[float, ...] = (0.485, 0.456, 0.406),
-                 std: tuple[float, ...] = (0.229, 0.224, 0.225),
+                 random_erasing: float = 0.0, mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD,
                  generator: torch.Generator | None = None) -> None:
-        if crop not in ("random_resized", "multi_scale"):
-            raise ValueError(f"crop must be 'random_resized' or 'multi_scale', got {crop!r}")
+        if crop not in CROPS:
+            raise ValueError(f"crop must be one of {list(CROPS)}, got {crop!r}")
         if not 0.0 <= random_erasing <= 1.0:
             raise ValueError(f"random_erasing must be a probability, got {random_erasing}")
         if not 0.0 < scale[0] <= scale[1] <= 1.0:
@@ -206,10 +208,10 @@ class EvalTransform:
     """
 
     def __init__(self, img_size: int, *, views_spatial: int = 1, short_side: int = 0,
-                 mean: tuple[float, ...] = (0.485, 0.456, 0.406),
-                 std: tuple[float, ...] = (0.229, 0.224, 0.225)) -> None:
+                 mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD) -> None:
         short_side = short_side or img_size
-        if views_spatial not in (1, 3):
+        if views_spatial not in SPATIAL_VIEWS:
             raise ValueError(f"views_spatial must be 1 or 3, got {views_spatial}")
         if short_side < img_size:
             raise ValueError(f"short_side={short_side} is smaller than the crop "

@@ -16,8 +16,14 @@ from typing import Any, ContextManager
 
 import torch
 import torch.nn as nn
+import yaml
 
-from videopeft.config import ConfigError, RunConfig
+from videopeft import peft
+from videopeft.config import RunConfig, config_to_dict
+from videopeft.constants import AMPS
+from videopeft.errors import ConfigError
+from videopeft.models import create_model, load_pretrained
+from videopeft.models.flops import forward_flops
 
 from . import distributed as dist
 
@@ -54,10 +60,6 @@ def resolve_output_dir(cfg: RunConfig, run_name: str, suffix: str = "") -> Path:
 
 def _same_run(folder: Path, cfg: RunConfig) -> bool:
     """Does `folder/config.yaml` describe the same data, model and method as `cfg`?"""
-    import yaml
-
-    from videopeft.config import config_to_dict
-
     try:
         saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
@@ -92,13 +94,13 @@ class Precision:
 
 def resolve_precision(amp: str, device: torch.device) -> Precision:
     """`train.amp` -> Precision: auto = bf16 on CUDA, off on CPU; fp16 needs CUDA."""
+    if amp not in AMPS:  # the config checks it; this guards direct callers
+        raise ValueError(f"amp must be one of {list(AMPS)}, got {amp!r}")
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "off"
     if amp == "fp16" and device.type != "cuda":
         _log.warning("train.amp=fp16 needs CUDA; running in full precision on %s", device)
         amp = "off"
-    if amp not in ("off", "bf16", "fp16"):
-        raise ConfigError(f"train.amp: expected auto, bf16, fp16 or off, got {amp!r}")
     dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     return Precision(dtype=dtype, device_type=device.type)
 
@@ -109,15 +111,16 @@ def resolve_num_classes(cfg: RunConfig, class_names: list[str]) -> int:
     """model.num_classes, or the dataset's class count when it is 0; a mismatch is a ConfigError."""
     n = cfg.model.num_classes or len(class_names)
     if class_names and n != len(class_names):
-        raise ConfigError(f"model.num_classes: expected {len(class_names)} (the dataset's classes), "
-                          f"got {cfg.model.num_classes}")
+        raise ConfigError(f"expected {len(class_names)} (the dataset's classes), got "
+                          f"{cfg.model.num_classes}", key="model.num_classes")
     return n
 
 
 def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = True) -> nn.Module:
-    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged)."""
-    from videopeft import create_model, load_pretrained
+    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged).
 
+    `load_weights=False` builds the architecture only, for weights loaded from another file.
+    """
     m = cfg.model
     kwargs: dict[str, Any] = dict(patch_size=m.patch_size, drop_path_rate=m.drop_path_rate,
                                   use_checkpoint=m.use_checkpoint)
@@ -125,20 +128,17 @@ def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = Tru
     model = create_model(m.name, num_classes=num_classes, num_frames=cfg.data.num_frames,
                          img_size=cfg.data.img_size, tubelet_size=m.tubelet_size, **kwargs)
     if load_weights and m.pretrained:
-        load_pretrained(model, m.pretrained)
+        load_pretrained(model, m.pretrained, pos_policy=m.pos_policy)
     return model
 
 
-def build_model(cfg: RunConfig, num_classes: int, *, load_weights: bool = True,
-                method: dict | None = None) -> tuple[nn.Module, Any]:
+def build_model(cfg: RunConfig, num_classes: int) -> tuple[nn.Module, Any]:
     """Backbone + pretrained weights + the PEFT method; returns (model, TrainableReport).
 
     The method is applied before any DDP wrapping, so DDP only registers the trainable parameters.
     """
-    from videopeft import peft
-
-    model = build_backbone(cfg, num_classes, load_weights=load_weights)
-    report = peft.apply(model, dict(method if method is not None else cfg.method))
+    model = build_backbone(cfg, num_classes)
+    report = peft.apply(model, cfg.method)
     return model, report
 
 
@@ -150,26 +150,15 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable}
 
 
-@torch.no_grad()
 def gflops_per_view(model: nn.Module, num_frames: int, img_size: int, device: torch.device,
                     forward: Any = None) -> float:
-    """FLOPs of one forward pass on one view (1, 3, T, H, W), in GFLOPs (MACs = FLOPs / 2).
+    """Forward GFLOPs of one view (1, 3, T, H, W): multiply-add = 2 FLOPs, attention counted
+    whatever kernel runs it (`videopeft.models.flops.forward_flops`; GMACs = GFLOPs / 2).
 
-    Counted by `torch.utils.flop_counter.FlopCounterMode` (matmuls, convolutions, attention).
     `forward(model, x)` replaces `model(x)` for models with another call signature.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.zeros(1, 3, num_frames, img_size, img_size, device=device)
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    try:
-        with counter:
-            forward(model, x) if forward else model(x)
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() / 1e9
+    return forward_flops(model, (3, num_frames, img_size, img_size), forward=forward,
+                         device=device) / 1e9
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -22,7 +22,6 @@ import logging
 import os
 import random
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-# one error type for every unusable checkpoint (pretrained weights or training state)
-from videopeft.models.checkpoints import CheckpointError
+from videopeft.errors import CheckpointError, one_line
+from videopeft.io import atomic_link, atomic_path
 
-__all__ = ["CheckpointError", "FORMAT", "atomic_write_bytes", "atomic_write_text", "atomic_save",
+__all__ = ["FORMAT", "atomic_save",
            "rng_state", "set_rng_state", "model_state", "load_model_state", "CheckpointManager",
            "load_checkpoint", "find_resume"]
 
@@ -47,69 +46,10 @@ _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 # ----------------------------------------------------------------------------- atomic files
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; the rename is still atomic
-    finally:
-        os.close(fd)
-
-
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a fsync'ed temporary in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """`atomic_write_bytes` for UTF-8 text (results.json, manifest.json, CSV tables)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """`torch.save(obj, path)` through a fsync'ed temporary and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def _atomic_link(src: Path, dst: Path) -> None:
-    """Make `dst` the same file as `src` (hard link, else a copy), atomically."""
-    tmp = _tmp_path(dst)
-    if tmp.exists():
-        tmp.unlink()
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    _fsync_dir(dst.parent)
+    """`torch.save(obj, path)` through `videopeft.io.atomic_path`: the file is whole or absent."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 # ----------------------------------------------------------------------------- RNG state
@@ -201,8 +141,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file fails in many ways (zip, pickle, struct)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {first})") from None
+        raise CheckpointError(f"{path}: unreadable checkpoint ({one_line(err)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a videopeft training checkpoint "
                               f"(expected format {FORMAT!r})")
@@ -258,7 +197,7 @@ class CheckpointManager:
             return None
         path = self.folder / f"step_{step:08d}.pt"
         atomic_save({"format": FORMAT, **state}, path)
-        _atomic_link(path, self.folder / "last.pt")
+        atomic_link(path, self.folder / "last.pt")
         self._prune()
         _log.info("checkpoint: %s", path)
         return path

@@ -11,18 +11,11 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from videopeft.errors import USER_ERRORS
+
+from .logging import setup_console_logging
+
 __all__ = ["USER_ERRORS", "run_main", "is_main_process", "split_key"]
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from videopeft.config import ConfigError
-    from videopeft.data import DecodeError
-    from videopeft.models.checkpoints import CheckpointError
-    from videopeft.peft import AdapterError
-    return (ConfigError, CheckpointError, AdapterError, DecodeError)
-
-
-USER_ERRORS = _user_errors()
 
 
 def is_main_process() -> bool:
@@ -43,15 +36,12 @@ def split_key(items: Sequence[str], key: str) -> tuple[str | None, list[str]]:
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Call `main`, exit with its status; user errors become one line on stderr and status 2."""
-    from .logging import setup_console_logging
-
     setup_console_logging(is_main_process())
     try:
         status = main(argv)
     except USER_ERRORS as err:
         lines = [ln for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
-        print(f"error: {lines[0]}", file=sys.stderr)
-        for line in lines[1:]:  # a config with several problems: one line each
+        for line in lines:  # a config with several problems: one line each
             print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

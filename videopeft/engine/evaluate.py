@@ -1,9 +1,10 @@
 """Multi-view evaluation: each video decoded once, all its views batched, fused by an explicit rule.
 
-Protocol (REFERENCE §7): every video yields ``views_temporal x views_spatial`` clips cut from ONE
-decode (`videopeft.data.EvalVideoDataset`); the views go through the model together; per-view
-logits are kept (clip-level accuracy) and fused per video (`eval.fusion`: softmax_mean, logit_mean
-or max; see `metrics.fuse_views`) for video-level accuracy.
+Protocol (the test views of MCG-NJU/VideoMAE:ssv2.py and kinetics.py, scored as in
+engine_for_finetuning.py): every video yields ``views_temporal x views_spatial`` clips, here cut
+from ONE decode (`videopeft.data.EvalVideoDataset`); the views go through the model together;
+per-view logits are kept (clip-level accuracy) and fused per video (`eval.fusion`: softmax_mean,
+logit_mean or max; see `metrics.fuse_views`) for video-level accuracy.
 
 A video that cannot be decoded is recorded in the manifest, counted in ``num_failed`` and left out
 of every score. It is never replaced by another video.
@@ -11,14 +12,13 @@ of every score. It is never replaced by another video.
 Distributed: rank r scores videos r, r + world, ... (no padding, no duplicates); per-video logits are
 gathered and re-ordered by video index, so any world size gives the one-process numbers.
 
-Outputs (main rank, in the run folder): ``results.json`` (DESIGN.md schema), ``predictions.csv``
+Outputs (main rank, in the run folder): ``results.json`` (`RESULT_KEYS`), ``predictions.csv``
 (one row per video), ``plots/confusion_matrix.png`` and ``manifest.json``.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -27,14 +27,22 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
-from videopeft.config import ConfigError, RunConfig, save_config
+from videopeft import peft
+from videopeft.config import RunConfig, method_config, save_config
+from videopeft.constants import Fusion
+from videopeft.data import Manifest, build_dataset, eval_collate
+from videopeft.errors import AdapterError, CheckpointError, ConfigError
+from videopeft.io import atomic_write_json, atomic_write_text
+from videopeft.models import load_pretrained
+from videopeft.peft.config import FullConfig, PeftConfig
 
 from . import distributed as dist
 from . import metrics as M
-from .builder import (Precision, build_model, count_params, gflops_per_view, resolve_num_classes,
-                      resolve_output_dir, resolve_precision)
-from .checkpoint import atomic_write_text, load_checkpoint, load_model_state
+from .builder import (Precision, build_backbone, build_model, count_params, gflops_per_view,
+                      resolve_num_classes, resolve_output_dir, resolve_precision)
+from .checkpoint import FORMAT, load_checkpoint, load_model_state
 from .loaders import build_eval_loader
 from .report import plot_confusion_matrix
 
@@ -43,7 +51,7 @@ __all__ = ["ViewScores", "predict", "gather_scores", "score", "evaluate", "evalu
 
 _log = logging.getLogger(__name__)
 
-# results.json keys, in order (DESIGN.md)
+# results.json keys, in order (README.md, "What a run writes")
 RESULT_KEYS = ("dataset", "split", "num_videos", "num_failed", "views", "fusion", "clip_top1",
                "clip_top5", "video_top1", "video_top5", "per_class_top1", "params",
                "gflops_per_view", "method", "num_frames")
@@ -77,7 +85,6 @@ def predict(model: nn.Module, loader: Any, device: torch.device, precision: Prec
     parts: list[ViewScores] = []
     batches = loader
     if progress:
-        from tqdm import tqdm
         batches = tqdm(loader, desc="eval", leave=False, dynamic_ncols=True)
     try:
         for views, labels, indices, ok in batches:
@@ -110,7 +117,7 @@ def gather_scores(local: ViewScores) -> ViewScores:
     return merged
 
 
-def score(scores: ViewScores, class_names: list[str], fusion: str) -> dict:
+def score(scores: ViewScores, class_names: list[str], fusion: Fusion) -> dict:
     """Metrics over the decodable videos; failed ones are counted, not scored."""
     ok = scores.ok
     summary = M.summarize(scores.logits[ok], scores.label[ok], class_names, fusion)
@@ -120,11 +127,9 @@ def score(scores: ViewScores, class_names: list[str], fusion: str) -> dict:
 
 
 def evaluate_model(model: nn.Module, dataset: Any, class_names: list[str], *, batch_size: int,
-                   workers: int, device: torch.device, precision: Precision, fusion: str,
+                   workers: int, device: torch.device, precision: Precision, fusion: Fusion,
                    progress: bool = False) -> tuple[dict, ViewScores]:
     """Score `dataset` (an EvalVideoDataset) with `model` on every rank; same result on each."""
-    from videopeft.data import eval_collate
-
     info = dist.get_dist_info()
     loader = build_eval_loader(dataset, batch_size=batch_size, workers=workers, rank=info.rank,
                                world_size=info.world_size, collate_fn=eval_collate,
@@ -136,8 +141,8 @@ def evaluate_model(model: nn.Module, dataset: Any, class_names: list[str], *, ba
 
 
 def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gflops: float,
-                   method: dict | None = None) -> dict:
-    """The results.json object, exactly the DESIGN.md keys and types."""
+                   method: PeftConfig | None = None) -> dict:
+    """The results.json object: exactly `RESULT_KEYS`, in order, with plain Python types."""
     record = {
         "dataset": cfg.data.layout,
         "split": cfg.eval.split,
@@ -152,7 +157,7 @@ def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gfl
         "per_class_top1": {str(k): float(v) for k, v in summary["per_class_top1"].items()},
         "params": {"total": int(params["total"]), "trainable": int(params["trainable"])},
         "gflops_per_view": float(gflops),
-        "method": dict(method if method is not None else cfg.method),
+        "method": (method if method is not None else cfg.method).to_dict(),
         "num_frames": int(cfg.data.num_frames),
     }
     assert tuple(record) == RESULT_KEYS
@@ -182,7 +187,7 @@ def predictions_csv(scores: ViewScores, summary: dict, dataset: Any,
 def write_eval_outputs(out_dir: Path, record: dict, summary: dict, scores: ViewScores,
                        dataset: Any, class_names: list[str]) -> None:
     """results.json, predictions.csv and plots/confusion_matrix.png (call on the main rank)."""
-    atomic_write_text(out_dir / "results.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_json(out_dir / "results.json", record)
     atomic_write_text(out_dir / "predictions.csv", predictions_csv(scores, summary, dataset,
                                                                    class_names))
     title = (f"{record['split']}: video top-1 {record['video_top1']:.1f}% "
@@ -194,7 +199,7 @@ def write_eval_outputs(out_dir: Path, record: dict, summary: dict, scores: ViewS
 # ----------------------------------------------------------------------------- loading weights
 
 def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: int
-                  ) -> tuple[nn.Module, dict]:
+                  ) -> tuple[nn.Module, PeftConfig]:
     """Build the model of `cfg` and put the weights of `checkpoint` in it; returns (model, method).
 
     `checkpoint` may be:
@@ -205,11 +210,6 @@ def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: in
       * any other weight file `load_pretrained` reads (a merged or fully fine-tuned model):
         loaded into the plain backbone, no method applied.
     """
-    from videopeft import load_pretrained, peft
-    from videopeft.models.checkpoints import CheckpointError
-
-    from .builder import build_backbone
-
     path = Path(checkpoint)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -217,35 +217,32 @@ def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: in
     if path.suffix == ".safetensors" and _is_adapter(path):
         model = build_backbone(cfg, num_classes)
         meta = peft.load_adapter(model, path)  # applies the file's method, checks the backbone
-        method = dict(meta["method"])
-        if method.get("name") != cfg.method.get("name"):
+        method = method_config(meta["method"])
+        if method.name != cfg.method.name:
             _log.warning("%s: the adapter's method %r is used, not the config's %r", path,
-                         method.get("name"), cfg.method.get("name"))
+                         method.name, cfg.method.name)
         return model, method
     if _is_train_state(path):
         state = load_checkpoint(path)
         model, _ = build_model(cfg, num_classes)
         load_model_state(model, state["model"], source=str(path))
-        return model, dict(cfg.method)
+        return model, cfg.method
     model = build_backbone(cfg, num_classes, load_weights=False)
     load_pretrained(model, path)
-    return model, {"name": "full"}
+    return model, FullConfig()
 
 
 def _is_adapter(path: Path) -> bool:
     """Does the .safetensors file carry videopeft adapter metadata?"""
-    from videopeft import peft
     try:
         peft.read_adapter_metadata(path)
-    except peft.AdapterError:
+    except AdapterError:
         return False
     return True
 
 
 def _is_train_state(path: Path) -> bool:
     """Is `path` a videopeft training checkpoint (and not, e.g., an official weight file)?"""
-    from .checkpoint import FORMAT
-    from videopeft.models.checkpoints import CheckpointError
     if path.suffix not in (".pt", ".pth"):
         return False
     try:
@@ -265,8 +262,6 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
     `load_for_eval`). Returns the results.json dict (on every rank). Raises ConfigError,
     CheckpointError or AdapterError before any video is decoded when inputs do not fit.
     """
-    from videopeft.data import Manifest, build_dataset
-
     if model is None and checkpoint is None:
         raise ConfigError("evaluate: give a model or checkpoint=PATH")
     owns_group = not torch.distributed.is_initialized()
@@ -283,7 +278,7 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
                                              views_spatial=cfg.eval.views_spatial,
                                              short_side=cfg.eval.short_side)
         num_classes = resolve_num_classes(cfg, class_names)
-        method = dict(cfg.method)
+        method = cfg.method
         if model is None:
             model, method = load_for_eval(cfg, checkpoint, num_classes)
         model = model.to(info.device)
@@ -310,10 +305,9 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
             dist.cleanup()
 
 
-def _method_of(model: nn.Module, fallback: dict) -> dict:
-    """The method as applied (every option, defaults included), else `fallback`."""
-    applied = getattr(model, "peft_config", None)
-    return applied.to_dict() if applied is not None else dict(fallback)
+def _method_of(model: nn.Module, fallback: PeftConfig) -> PeftConfig:
+    """The method as applied to the model, else `fallback`."""
+    return getattr(model, "peft_config", None) or fallback
 
 
 def write_manifest(manifest: Any, path: Path) -> None:
@@ -325,4 +319,4 @@ def write_manifest(manifest: Any, path: Path) -> None:
                 merged.setdefault(split, {}).setdefault(row["path"], row)
     if dist.is_main():
         content = {split: [rows[p] for p in sorted(rows)] for split, rows in sorted(merged.items())}
-        atomic_write_text(path, json.dumps(content, indent=2) + "\n")
+        atomic_write_json(path, content)

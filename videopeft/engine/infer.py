@@ -15,10 +15,17 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
+
+from videopeft import peft
+from videopeft.config import DataConfig
+from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
+from videopeft.data import EvalVideoDataset, VideoRecord
+from videopeft.errors import AdapterError
+from videopeft.models import VideoViT, load_pretrained
+from videopeft.models.checkpoints import save_pretrained
 
 from .metrics import fuse_views
 
@@ -28,8 +35,7 @@ _log = logging.getLogger(__name__)
 
 
 def _backbone_from_arch(arch: dict) -> nn.Module:
-    from videopeft.models.vit import VideoViT
-
+    """A VideoViT with the architecture recorded in an adapter or a merged file."""
     kwargs = {k: v for k, v in arch.items() if k != "name"}
     if kwargs.get("pos_source_grid") is not None:
         kwargs["pos_source_grid"] = tuple(kwargs["pos_source_grid"])
@@ -46,8 +52,6 @@ def model_from_adapter(adapter: str | os.PathLike, backbone: str | os.PathLike |
     seeded random initialisation training used. Raises AdapterError when the backbone does not
     match the one the adapter was trained on.
     """
-    from videopeft import load_pretrained, peft
-
     meta = peft.read_adapter_metadata(adapter)
     arch = meta.get("backbone_arch") or {}
     torch.manual_seed(int(meta.get("seed", 0)))  # same init as training when no weights are given
@@ -55,23 +59,22 @@ def model_from_adapter(adapter: str | os.PathLike, backbone: str | os.PathLike |
     weights = backbone or (meta.get("model") or {}).get("pretrained") or None
     if weights:
         if not Path(weights).exists():
-            raise peft.AdapterError(f"{adapter}: backbone weights {weights} not found; pass "
+            raise AdapterError(f"{adapter}: backbone weights {weights} not found; pass "
                                     f"--backbone PATH")
         load_pretrained(model, weights)
     peft.load_adapter(model, adapter)
     return model.to(device).eval(), meta
 
 
-def _data_config(meta: dict) -> Any:
-    from videopeft.config import DataConfig
-
+def _data_config(meta: dict) -> DataConfig:
+    """The input pipeline recorded in the adapter's sampling metadata."""
     s = meta.get("sampling") or {}
     return DataConfig(num_frames=int(s.get("num_frames", meta.get("num_frames", 16))),
                       img_size=int(s.get("img_size", meta.get("img_size", 224))),
                       sampling=s.get("sampling", "segment"), stride=int(s.get("stride", 4)),
                       short_video=s.get("short_video", "repeat_last"),
-                      mean=tuple(s.get("mean", (0.485, 0.456, 0.406))),
-                      std=tuple(s.get("std", (0.229, 0.224, 0.225))))
+                      mean=tuple(s.get("mean", IMAGENET_MEAN)),
+                      std=tuple(s.get("std", IMAGENET_STD)))
 
 
 @torch.no_grad()
@@ -83,8 +86,6 @@ def infer(video: str | os.PathLike, adapter: str | os.PathLike, *,
 
     Raises DecodeError (naming the file and each backend's error) when the video cannot be read.
     """
-    from videopeft.data import EvalVideoDataset, VideoRecord
-
     model, meta = model_from_adapter(adapter, backbone, device)
     s = meta.get("sampling") or {}
     classes = meta.get("class_names") or [str(i) for i in range(model.num_classes)]
@@ -136,10 +137,6 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
     clip: max |difference| <= rtol * max |logit|. Methods that add modules a plain ViT has no slot
     for (adaptmlp, vpt, prefix, adapter) cannot be merged and raise AdapterError.
     """
-    from videopeft import load_pretrained, peft
-    from videopeft.models.checkpoints import save_pretrained
-    from videopeft.peft.lora import LoRALinear
-
     model, meta = model_from_adapter(adapter, backbone)
     method = meta["method"]["name"]
     arch = dict(model.arch)
@@ -148,7 +145,7 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
     reference = model(x)
 
     merged_layers = 0
-    if any(isinstance(m, LoRALinear) for m in model.modules()):
+    if any(isinstance(m, peft.LoRALinear) for m in model.modules()):
         merged_layers = peft.merge_lora(model)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     state = {k: v for k, v in state.items() if ".lora_" not in k}
@@ -158,22 +155,18 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *,
     own = plain.state_dict()
     extra = sorted(set(state) - set(own))
     if extra:
-        raise peft.AdapterError(f"{adapter}: method {method!r} adds {extra[:3]} that a plain "
+        raise AdapterError(f"{adapter}: method {method!r} adds {extra[:3]} that a plain "
                                 f"VideoViT has no slot for; only lora, bitfit, partial, linear "
                                 f"and full adapters can be merged")
     plain.load_state_dict(state, strict=True)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    save_pretrained(plain, tmp)
-    os.replace(tmp, out)
+    out = save_pretrained(plain, out)
 
     check = _backbone_from_arch(arch).eval()  # reload from disk: the file is what is verified
     load_pretrained(check, out)
     diff = (check(x) - reference).abs().max().item()
     bound = rtol * max(1.0, reference.abs().max().item())
     if diff > bound:
-        raise peft.AdapterError(f"{out}: merged model differs from the adapter model by {diff:.3g} "
+        raise AdapterError(f"{out}: merged model differs from the adapter model by {diff:.3g} "
                                 f"(allowed {bound:.3g})")
     _log.info("merged %s (%d LoRA layers) into %s; max |diff| %.3g", method, merged_layers, out,
               diff)

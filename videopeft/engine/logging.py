@@ -7,8 +7,7 @@ logger warns once and writes JSONL only. Lines are flushed as they are written, 
 everything it logged.
 
 On resume, `truncate_after(step)` drops the lines a killed run logged after its last checkpoint,
-so the log reads as one uninterrupted run. `cpu_name` names the machine in reports (the demo's and
-the benchmarks').
+so the log reads as one uninterrupted run. Torch-free: the tools import it before any work.
 """
 from __future__ import annotations
 
@@ -16,13 +15,13 @@ import json
 import logging
 import math
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLogger", "read_jsonl", "setup_console_logging", "cpu_name"]
+from videopeft.io import atomic_write_text
+
+__all__ = ["MetricsLogger", "read_jsonl", "setup_console_logging"]
 
 _log = logging.getLogger(__name__)
 
@@ -42,24 +41,6 @@ def setup_console_logging(is_main: bool = True, level: int = logging.INFO) -> No
         handler._videopeft = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level if is_main else logging.WARNING)
-
-
-def cpu_name() -> str:
-    """The CPU model from lscpu, falling back to /proc/cpuinfo, then platform.processor()."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -136,9 +117,7 @@ class MetricsLogger:
             return
         self._file.close()
         keep = [e for e in read_jsonl(self.path) if e.get("step", 0) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in keep))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in keep))
         self._file = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["FUSIONS", "fuse_views", "topk_correct", "topk_accuracy", "clip_accuracy",
-           "video_accuracy", "per_class_top1", "confusion_matrix", "summarize"]
+from videopeft.constants import FUSIONS, Fusion
 
-FUSIONS = ("softmax_mean", "logit_mean", "max")
+__all__ = ["fuse_views", "topk_correct", "topk_accuracy", "clip_accuracy", "video_accuracy",
+           "per_class_top1", "confusion_matrix", "summarize"]
 
 
-def fuse_views(logits: torch.Tensor, rule: str = "softmax_mean") -> torch.Tensor:
+def fuse_views(logits: torch.Tensor, rule: Fusion = "softmax_mean") -> torch.Tensor:
     """Fuse per-view logits (N, V, K) into per-video scores (N, K) with `rule` (see module doc)."""
     if logits.dim() != 3:
         raise ValueError(f"expected logits of shape (videos, views, classes), got {tuple(logits.shape)}")
@@ -59,7 +59,7 @@ def clip_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...
     return topk_accuracy(logits.reshape(n * v, k), labels.repeat_interleave(v), ks)
 
 
-def video_accuracy(logits: torch.Tensor, labels: torch.Tensor, rule: str = "softmax_mean",
+def video_accuracy(logits: torch.Tensor, labels: torch.Tensor, rule: Fusion = "softmax_mean",
                    ks: tuple[int, ...] = (1, 5)) -> list[float]:
     """Top-k of the fused per-video scores: logits (N, V, K), labels (N,)."""
     return topk_accuracy(fuse_views(logits, rule), labels, ks)
@@ -85,7 +85,7 @@ def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int)
 
 
 def summarize(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str],
-              rule: str = "softmax_mean") -> dict:
+              rule: Fusion = "softmax_mean") -> dict:
     """Every metric of one evaluation: clip/video top-1/top-5, per-class top-1, confusion matrix.
 
     `logits` (N, V, K) are the views of the N scored (decodable) videos, `labels` (N,).

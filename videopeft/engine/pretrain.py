@@ -1,4 +1,4 @@
-"""VideoMAE masked pre-training through the training loop of `train.py` (a Task, not a loop).
+"""VideoMAE masked pre-training through the training recipe of `train.py` (a Task, not a loop).
 
 The task builds `PretrainVideoMAE` around a VideoViT encoder of `cfg.model`, draws a tube mask per
 clip (`cfg.pretrain.mask_ratio`, 0.9 in every K400/SSv2 script) and regresses the normalised pixels
@@ -9,8 +9,9 @@ The result is ``<output_dir>/checkpoints/pretrain.pth`` = ``{'model': state_dict
 pre-train key layout (``encoder.*``, ``decoder.*``, ``mask_token``, ``encoder_to_decoder``), which
 `videopeft.load_pretrained` reads into a fine-tuning VideoViT like an official checkpoint.
 
-Recipe defaults (REFERENCE §2) belong in the config: AdamW betas (0.9, 0.95) (set here), weight
-decay 0.05, blr 1.5e-4, warmup 40 epochs, min_lr 1e-5, 16 frames with stride 2 (SSv2) / 4 (K400).
+Recipe defaults (MCG-NJU/VideoMAE:run_mae_pretraining.py and scripts/*/pretrain.sh) belong in the
+config: AdamW betas (0.9, 0.95) (declared here as the task's `opt_kwargs`), weight decay 0.05, blr
+1.5e-4, warmup 40 epochs, min_lr 1e-5, 16 frames with stride 2 (SSv2) / 4 (K400).
 """
 from __future__ import annotations
 
@@ -22,17 +23,17 @@ import torch
 import torch.nn as nn
 
 from videopeft.config import RunConfig
+from videopeft.models import load_pretrained
+from videopeft.models.pos_embed import Grid
+from videopeft.models.pretrain import create_pretrain_model, masked_per_slice, tube_mask
 
 from .checkpoint import atomic_save
-from .train import Task, run_training
+from .tasks import Task
+from .train import run_training
 
 __all__ = ["PretrainTask", "pretrain"]
 
 _log = logging.getLogger(__name__)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and not hasattr(model, "encoder") else model
 
 
 class PretrainTask(Task):
@@ -42,13 +43,12 @@ class PretrainTask(Task):
     validates = False
 
     def __init__(self, cfg: RunConfig) -> None:
-        self.cfg = cfg
-        self.opt_kwargs: dict[str, Any] = {"betas": (0.9, 0.95)} if "adam" in cfg.train.opt else {}
+        self.mask_ratio = cfg.pretrain.mask_ratio
+        if "adam" in cfg.train.opt:  # the Adam family takes betas; SGD and others do not
+            self.opt_kwargs = {"betas": (0.9, 0.95)}
+        self.grid: Grid | None = None  # the encoder's token grid, known once `build` ran
 
     def build(self, cfg: RunConfig, class_names: list[str]) -> nn.Module:
-        from videopeft import load_pretrained
-        from videopeft.models.pretrain import create_pretrain_model
-
         m, p = cfg.model, cfg.pretrain
         kwargs = dict(drop_path_rate=m.drop_path_rate, use_checkpoint=m.use_checkpoint,
                       **m.overrides)
@@ -60,42 +60,38 @@ class PretrainTask(Task):
         if m.pretrained:  # continue from an encoder checkpoint
             load_pretrained(model.encoder, m.pretrained)
         model.requires_grad_(True)
+        self.grid = model.encoder.grid
         n = sum(t.numel() for t in model.parameters())
         _log.info("pretraining %s: %s parameters (encoder %s), mask ratio %.2f", m.name, f"{n:,}",
                   f"{sum(t.numel() for t in model.encoder.parameters()):,}", p.mask_ratio)
         return model
 
-    def mask(self, model: nn.Module, batch: int, device: torch.device,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-        from videopeft.models.pretrain import tube_mask
-
-        grid = _unwrap(model).encoder.grid
-        mask = tube_mask(batch, grid, self.cfg.pretrain.mask_ratio, generator=generator)
+    def mask(self, batch: int, device: torch.device, generator: torch.Generator | None = None
+             ) -> torch.Tensor:
+        """A tube mask per clip over the encoder's token grid (True = masked)."""
+        mask = tube_mask(batch, self.grid, self.mask_ratio, generator=generator)
         if device.type == "cuda":  # a copy from pageable memory would wait for the GPU
             return mask.pin_memory().to(device, non_blocking=True)
         return mask.to(device)
 
-    def num_masked(self, model: nn.Module) -> int:
+    @property
+    def num_masked(self) -> int:
         """Masked tokens per clip of every `mask`: passing it spares the model a host sync."""
-        from videopeft.models.pretrain import masked_per_slice
-
-        grid = _unwrap(model).encoder.grid
-        return grid[0] * masked_per_slice(grid, self.cfg.pretrain.mask_ratio)
+        return self.grid[0] * masked_per_slice(self.grid, self.mask_ratio)
 
     def loss(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return model(clips, self.mask(model, clips.shape[0], clips.device),
-                     num_masked=self.num_masked(model))
+        return model(clips, self.mask(clips.shape[0], clips.device), num_masked=self.num_masked)
 
     def flops_forward(self, model: nn.Module, x: torch.Tensor) -> Any:
         gen = torch.Generator().manual_seed(0)  # leaves the training RNG stream alone
-        return model(x, self.mask(model, x.shape[0], x.device, generator=gen),
-                     num_masked=self.num_masked(model))
+        return model(x, self.mask(x.shape[0], x.device, generator=gen),
+                     num_masked=self.num_masked)
 
-    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str],
-               *, final: bool) -> Path:
+    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str]
+               ) -> Path:
         path = out_dir / "checkpoints" / "pretrain.pth"
-        state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
-        arch = dict(getattr(_unwrap(model).encoder, "arch", {}))  # lets a later load know the grid
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        arch = dict(model.encoder.arch)  # lets a later load know the grid
         atomic_save({"model": state, "arch": arch}, path)
         _log.info("pre-trained weights: %s", path)
         return path

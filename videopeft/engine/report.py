@@ -1,4 +1,4 @@
-"""Plots and tables for a run: training curves, confusion matrix, frame-study chart, markdown.
+"""Plots and tables for runs: training curves, confusion matrix, frame-study chart, markdown.
 
 Matplotlib runs on the non-interactive Agg backend, so plotting works on headless machines. Every
 function writes its file and returns the path; none of them needs a display or a running process
@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
+from videopeft.io import atomic_path  # noqa: E402
+
 from .logging import read_jsonl  # noqa: E402
 
-__all__ = ["plot_training_curves", "plot_confusion_matrix", "plot_frame_study", "markdown_table"]
+__all__ = ["plot_training_curves", "plot_losses", "plot_confusion_matrix", "plot_frame_study",
+           "markdown_table"]
 
 _log = logging.getLogger(__name__)
 
@@ -61,11 +65,21 @@ def plot_training_curves(log_path: str | os.PathLike, out_dir: str | os.PathLike
     return written
 
 
+def plot_losses(logs: Mapping[str, str | os.PathLike], path: str | os.PathLike) -> Path:
+    """The training loss of several runs on one chart: `logs` maps a label to a log.jsonl."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, log_path in logs.items():
+        ax.plot(*_series(read_jsonl(log_path), "train", "loss"), label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, Path(path))
+
+
 def plot_confusion_matrix(matrix: Any, class_names: Sequence[str], path: str | os.PathLike,
                           title: str = "") -> Path:
     """Row-normalised confusion matrix (rows = true class) as a PNG; counts annotated when small."""
-    import numpy as np
-
     counts = np.asarray(matrix, dtype=np.float64)
     rows = counts.sum(axis=1, keepdims=True)
     norm = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
@@ -132,10 +146,10 @@ def markdown_table(rows: list[dict], columns: Sequence[str] | None = None,
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path

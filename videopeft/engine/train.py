@@ -3,7 +3,8 @@
 Read top to bottom: set up the run (process group, folder, logs), the data, the model (backbone +
 pretrained weights + PEFT method, *before* DDP), the optimizer and schedule; resume if asked; then
 the step loop; then the final multi-view evaluation and the exports. What differs between
-fine-tuning and pretraining is a small `Task` (model, loss, exports), not a second loop.
+fine-tuning and pretraining is a small `Task` (`tasks.py`, `pretrain.py`: model, loss, export and
+optimizer arguments), not a second loop; parameter groups and the schedule are in `optim.py`.
 
 Features:
     * timm optimizers (`train.opt`) on the trainable parameters only, no weight decay on biases,
@@ -22,7 +23,7 @@ Features:
     * validation (1 view) every `eval_every` epochs, best.pt + adapter.safetensors at the best
       score, final multi-view evaluation -> results.json, plots, manifest.json.
 
-Run layout: see DESIGN.md ("What a run writes").
+Run folder: README.md, "What a run writes".
 
 Raises:
     ConfigError: the config does not fit the data or model (before any step).
@@ -31,216 +32,42 @@ Raises:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
+from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
 
-from videopeft.config import ConfigError, RunConfig, config_to_dict, save_config
+from videopeft.config import RunConfig, config_to_dict, save_config
+from videopeft.data import Manifest, build_dataset
+from videopeft.errors import CheckpointError
+from videopeft.io import atomic_write_json
 
 from . import distributed as dist
-from .builder import (Precision, build_model, count_params, gflops_per_view, peak_memory_mb,
-                      resolve_num_classes, resolve_output_dir, resolve_precision)
-from .checkpoint import (CheckpointError, CheckpointManager, atomic_write_text, find_resume,
-                         load_checkpoint, load_model_state, model_state, rng_state, set_rng_state)
+from .builder import (Precision, count_params, gflops_per_view, peak_memory_mb,
+                      resolve_output_dir, resolve_precision)
+from .checkpoint import (CheckpointManager, find_resume, load_checkpoint, load_model_state,
+                         model_state, rng_state, set_rng_state)
 from .evaluate import evaluate, evaluate_model, write_manifest
 from .hostsync import LossWatch, synchronize
 from .loaders import build_train_loader
 from .logging import MetricsLogger, setup_console_logging
+from .optim import build_optimizer, build_scheduler, scaled_lrs
 from .report import plot_training_curves
+from .tasks import ClassificationTask, Task
 
-__all__ = ["train", "run_training", "Recipe", "Task", "ClassificationTask", "build_optimizer",
-           "build_scheduler", "param_groups", "layer_id", "scaled_lrs"]
+__all__ = ["train", "run_training", "Recipe"]
 
 _log = logging.getLogger(__name__)
-
-
-# ============================================================================= tasks
-
-class Task:
-    """What a training run optimises. The loop calls `build`, then `loss` every micro-step, and
-    `export` at the best validation score and at the end."""
-
-    name = "task"
-    validates = False  # run validation / final evaluation
-
-    def build(self, cfg: RunConfig, class_names: list[str]) -> nn.Module:
-        """The model to train, with exactly the parameters to train marked requires_grad."""
-        raise NotImplementedError
-
-    def loss(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The scalar loss of one micro-batch (model may be DDP-wrapped)."""
-        raise NotImplementedError
-
-    def flops_forward(self, model: nn.Module, x: torch.Tensor) -> Any:
-        """One forward pass on one view, for FLOP counting."""
-        return model(x)
-
-    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str],
-               *, final: bool) -> Path | None:
-        """Write the deliverable of the run (main rank only)."""
-        return None
-
-
-class ClassificationTask(Task):
-    """Fine-tuning a VideoViT classifier with a PEFT method (`cfg.method`)."""
-
-    name = "classification"
-    validates = True
-
-    def __init__(self, cfg: RunConfig) -> None:
-        self.cfg = cfg
-        self.mixup: Callable | None = None
-        self.criterion: nn.Module = nn.CrossEntropyLoss()
-        self.report: Any = None
-
-    def build(self, cfg: RunConfig, class_names: list[str]) -> nn.Module:
-        num_classes = resolve_num_classes(cfg, class_names)
-        model, self.report = build_model(cfg, num_classes)  # peft.apply logs the report table
-        self.mixup, self.criterion = build_criterion(cfg, num_classes)
-        return model
-
-    def loss(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.mixup is not None:
-            clips, labels = mix_clips(self.mixup, clips, labels)
-        return self.criterion(model(clips), labels)
-
-    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str],
-               *, final: bool) -> Path:
-        from videopeft import peft
-
-        path = out_dir / "adapter.safetensors"
-        peft.save_adapter(model, path, extra=adapter_extra(cfg, class_names))
-        return path
-
-
-def adapter_extra(cfg: RunConfig, class_names: list[str]) -> dict:
-    """Adapter metadata that makes the file usable alone: classes, sampling, model, frames."""
-    d = cfg.data
-    return {
-        "class_names": list(class_names),
-        "seed": cfg.seed,
-        "model": {"name": cfg.model.name, "tubelet_size": cfg.model.tubelet_size,
-                  "patch_size": cfg.model.patch_size, "overrides": dict(cfg.model.overrides),
-                  "pretrained": cfg.model.pretrained},
-        "num_frames": d.num_frames,
-        "img_size": d.img_size,
-        "sampling": {"sampling": d.sampling, "stride": d.stride, "num_frames": d.num_frames,
-                     "img_size": d.img_size, "short_video": d.short_video,
-                     "mean": list(d.mean), "std": list(d.std),
-                     "views_temporal": cfg.eval.views_temporal,
-                     "views_spatial": cfg.eval.views_spatial, "fusion": cfg.eval.fusion,
-                     "short_side": cfg.eval.short_side},
-    }
-
-
-def build_criterion(cfg: RunConfig, num_classes: int) -> tuple[Callable | None, nn.Module]:
-    """timm Mixup/CutMix + SoftTargetCrossEntropy, else label-smoothing CE, else plain CE."""
-    from timm.data import Mixup
-    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-
-    t = cfg.train
-    if t.mixup > 0 or t.cutmix > 0:
-        if t.batch_size % 2:
-            raise ConfigError(f"train.batch_size: mixup/cutmix need an even per-process batch, "
-                              f"got {t.batch_size}")
-        mixup = Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, label_smoothing=t.label_smoothing,
-                      num_classes=num_classes)
-        return mixup, SoftTargetCrossEntropy()
-    if t.label_smoothing > 0:
-        return None, LabelSmoothingCrossEntropy(smoothing=t.label_smoothing)
-    return None, nn.CrossEntropyLoss()
-
-
-def mix_clips(mixup: Callable, clips: torch.Tensor, labels: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup/CutMix on clips (B, C, T, H, W): the same box / weight for every frame of a clip.
-
-    timm's Mixup cuts boxes from the last two axes of a 4-D batch, so the clip is viewed as
-    (B, C*T, H, W) (VideoMAE passes 5-D tensors and gets boxes over (T, H) instead).
-    """
-    b, c, t, h, w = clips.shape
-    flat = clips.reshape(b, c * t, h, w).clone()
-    flat, soft = mixup(flat, labels)
-    return flat.view(b, c, t, h, w), soft
-
-
-# ============================================================================= optimizer
-
-def layer_id(name: str, depth: int) -> int:
-    """VideoMAE's layer index: 0 = embeddings, i + 1 = blocks.i, depth + 1 = everything after."""
-    if name.startswith(("patch_embed", "pos_embed", "cls_token")):
-        return 0
-    if name.startswith("blocks."):
-        return int(name.split(".")[1]) + 1
-    return depth + 1
-
-
-def _no_decay(name: str, param: torch.Tensor) -> bool:
-    return param.ndim <= 1 or name.endswith(".bias") or name in ("pos_embed", "cls_token")
-
-
-def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0
-                 ) -> list[dict]:
-    """Trainable parameters in groups by (layer, decay): weight decay off for 1-D tensors and
-    biases; lr_scale = layer_decay ** (depth + 1 - layer_id) (timm schedulers apply it)."""
-    depth = len(getattr(model, "blocks", []))
-    groups: dict[tuple[int, bool], dict] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        lid = layer_id(name, depth) if layer_decay != 1.0 else depth + 1
-        decay = not _no_decay(name, p)
-        g = groups.setdefault((lid, decay), {
-            "params": [], "names": [], "weight_decay": weight_decay if decay else 0.0,
-            "lr_scale": layer_decay ** (depth + 1 - lid)})
-        g["params"].append(p)
-        g["names"].append(name)
-    return [groups[k] for k in sorted(groups)]
-
-
-def scaled_lrs(cfg: RunConfig, global_batch: int) -> tuple[float, float]:
-    """(lr, min_lr): train.lr as given, or blr * global_batch / 256 with min_lr scaled alike."""
-    t = cfg.train
-    if t.lr > 0:
-        return t.lr, t.min_lr
-    scale = global_batch / 256
-    return t.blr * scale, t.min_lr * scale
-
-
-def build_optimizer(model: nn.Module, cfg: RunConfig, lr: float, **opt_kwargs: Any
-                    ) -> torch.optim.Optimizer:
-    """timm `create_optimizer_v2` over `param_groups` of the trainable parameters."""
-    from timm.optim import create_optimizer_v2
-
-    t = cfg.train
-    groups = param_groups(model, t.weight_decay, t.layer_decay)
-    if not groups:
-        raise ConfigError(f"method {cfg.method.get('name')!r} left no trainable parameters")
-    for g in groups:
-        g.pop("names")
-    # timm passes momentum only to the optimizers that take it (sgd, momentum, lars, ...)
-    return create_optimizer_v2(groups, opt=t.opt, lr=lr, weight_decay=t.weight_decay,
-                               momentum=t.momentum, **opt_kwargs)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, steps_per_epoch: int,
-                    min_lr: float) -> Any:
-    """timm CosineLRScheduler in optimizer steps: linear warmup from 0, then a half cosine to min_lr."""
-    from timm.scheduler import CosineLRScheduler
-
-    total = max(1, cfg.train.epochs * steps_per_epoch)
-    warmup = min(int(round(cfg.train.warmup_epochs * steps_per_epoch)), total - 1)
-    return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=min_lr,
-                             warmup_t=warmup, warmup_lr_init=0.0, warmup_prefix=True,
-                             t_in_epochs=False)
 
 
 # ============================================================================= bookkeeping
@@ -308,67 +135,6 @@ class Best:
     metrics: dict = field(default_factory=dict)
 
 
-def _seed_all(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _resolved_method(method: dict) -> dict:
-    """The method with every option spelled out (so {"rank": 8} equals the default rank)."""
-    from videopeft.peft import method_config
-    return method_config(method).to_dict()
-
-
-# ============================================================================= entry points
-
-def train(cfg: RunConfig, *, run_name: str = "run") -> dict:
-    """Fine-tune `cfg.model` with `cfg.method` on `cfg.data`; returns the results.json dict.
-
-    `run_name` names the default output folder (``runs/<run_name>-<time>``); tools pass the
-    config file's stem. The returned dict also has ``output_dir`` and ``exported``.
-    """
-    return run_training(cfg, ClassificationTask(cfg), run_name=run_name)
-
-
-def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
-    """Set up the run folder and logs, run the `Recipe`, and always write manifest and log."""
-    from videopeft.data import Manifest
-
-    owns_group = not torch.distributed.is_initialized()
-    info = dist.init_distributed(cfg.device)
-    setup_console_logging(info.is_main)
-    out_dir = resolve_output_dir(cfg, run_name)
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
-    dist.barrier()
-    logger = MetricsLogger(out_dir, enabled=info.is_main)
-    manifest = Manifest(out_dir / ".manifest_spool")  # shared by DataLoader workers and ranks
-    finished = False
-    try:
-        recipe = Recipe(cfg, task, info, out_dir, logger)
-        recipe.setup(manifest)
-        recipe.resume()
-        recipe.train()
-        results = recipe.finish()
-        finished = True
-        return results
-    finally:  # nothing lost on failure: the log is flushed line by line, the manifest written here
-        if finished:
-            write_manifest(manifest, out_dir / "manifest.json")  # gathers every rank's records
-        elif info.is_main:  # no collectives after an error: other ranks may be elsewhere
-            atomic_write_text(out_dir / "manifest.json",
-                              json.dumps(manifest.to_dict(), indent=2) + "\n")
-        logger.close()
-        if owns_group:
-            dist.cleanup()
-
-
 # ============================================================================= the recipe
 
 class Recipe:
@@ -382,7 +148,8 @@ class Recipe:
         self.last_saved = -1
 
     # ------------------------------------------------------------------ setup
-    def setup(self, manifest: Any) -> None:
+    def setup(self, manifest: Manifest) -> None:
+        """Data, model, optimizer and checkpoint folder, then the setup line of the log."""
         self._setup_data(manifest)
         self._setup_model()
         self._setup_optimizer()
@@ -392,10 +159,8 @@ class Recipe:
                                              enabled=self.info.is_main)
         self._log_setup()
 
-    def _setup_data(self, manifest: Any) -> None:
+    def _setup_data(self, manifest: Manifest) -> None:
         """Training clips in the resumable seeded order; a 1-view validation set."""
-        from videopeft.data import build_dataset
-
         cfg, t, info = self.cfg, self.cfg.train, self.info
         self.train_set, self.class_names = build_dataset(cfg.data, cfg.data.split, train=True,
                                                          manifest=manifest)
@@ -441,8 +206,7 @@ class Recipe:
         cfg, t = self.cfg, self.cfg.train
         self.global_batch = t.batch_size * t.accum_steps * self.info.world_size
         self.lr, self.min_lr = scaled_lrs(cfg, self.global_batch)
-        self.optimizer = build_optimizer(self.model, cfg, self.lr,
-                                         **getattr(self.task, "opt_kwargs", {}))
+        self.optimizer = build_optimizer(self.model, cfg, self.lr, self.task.opt_kwargs)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch, self.min_lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
 
@@ -487,7 +251,8 @@ class Recipe:
         }
 
     def _method(self) -> dict:
-        return _resolved_method(self.cfg.method) if self.task.validates else {}
+        """The PEFT method a checkpoint records; none for tasks without one (pre-training)."""
+        return self.cfg.method.to_dict() if self.task.validates else {}
 
     def save(self) -> None:
         """A step checkpoint (and last.pt) at the current position (never after a NaN loss)."""
@@ -632,7 +397,7 @@ class Recipe:
             self.best = Best(top1, self.pos.step, epoch, {"video_top1": top1, "video_top5": top5})
             self.checkpoints.save_best(self.state_dict())
             if self.info.is_main:
-                self.task.export(self.eval_model, self.out_dir, cfg, self.class_names, final=False)
+                self.task.export(self.eval_model, self.out_dir, cfg, self.class_names)
 
     def _report_efficiency(self) -> None:
         """Log clips/s, data-time share and peak memory once; warn when data loading dominates."""
@@ -662,8 +427,7 @@ class Recipe:
             self.checkpoints.save_best(self.state_dict())
         exported = None
         if info.is_main:
-            exported = self.task.export(self.eval_model, out_dir, cfg, self.class_names,
-                                        final=True)
+            exported = self.task.export(self.eval_model, out_dir, cfg, self.class_names)
         results: dict = {"output_dir": str(out_dir),
                          "exported": str(exported) if exported else None}
         if self.task.validates:
@@ -679,13 +443,60 @@ class Recipe:
         return results
 
 
+# ============================================================================= entry points
+
+def train(cfg: RunConfig, *, run_name: str = "run") -> dict:
+    """Fine-tune `cfg.model` with `cfg.method` on `cfg.data`; returns the results.json dict.
+
+    `run_name` names the default output folder (``runs/<run_name>-<time>``); tools pass the
+    config file's stem. The returned dict also has ``output_dir`` and ``exported``.
+    """
+    return run_training(cfg, ClassificationTask(), run_name=run_name)
+
+
+def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
+    """Set up the run folder and logs, run the `Recipe`, and always write manifest and log."""
+    owns_group = not torch.distributed.is_initialized()
+    info = dist.init_distributed(cfg.device)
+    setup_console_logging(info.is_main)
+    out_dir = resolve_output_dir(cfg, run_name)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+    dist.barrier()
+    logger = MetricsLogger(out_dir, enabled=info.is_main)
+    manifest = Manifest(out_dir / ".manifest_spool")  # shared by DataLoader workers and ranks
+    finished = False
+    try:
+        recipe = Recipe(cfg, task, info, out_dir, logger)
+        recipe.setup(manifest)
+        recipe.resume()
+        recipe.train()
+        results = recipe.finish()
+        finished = True
+        return results
+    finally:  # nothing lost on failure: the log is flushed line by line, the manifest written here
+        if finished:
+            write_manifest(manifest, out_dir / "manifest.json")  # gathers every rank's records
+        elif info.is_main:  # no collectives after an error: other ranks may be elsewhere
+            atomic_write_json(out_dir / "manifest.json", manifest.to_dict())
+        logger.close()
+        if owns_group:
+            dist.cleanup()
+
+
 # ============================================================================= helpers
 
-def _build_ema(model: nn.Module, decay: float) -> Any:
-    if decay <= 0:
-        return None
-    from timm.utils import ModelEmaV3
-    return ModelEmaV3(model, decay=decay)
+def _seed_all(seed: int) -> None:
+    """Seed python, numpy and torch (dropout, masks, mixup draw from them)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _build_ema(model: nn.Module, decay: float) -> ModelEmaV3 | None:
+    """timm's EMA of the weights (`train.ema` = its decay), or None when off."""
+    return ModelEmaV3(model, decay=decay) if decay > 0 else None
 
 
 def _find_resume_state(cfg: RunConfig, out_dir: Path) -> tuple[Path, dict] | None:
@@ -721,14 +532,8 @@ def _check_resume(state: dict, path: Path, cfg: RunConfig, class_names: list[str
         raise CheckpointError(f"{path}: cannot resume: " + "; ".join(problems))
 
 
-class _NoProgress:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix(self, **kw: Any) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(enabled: bool, total: int, initial: int) -> Any:
-    if not enabled:
-        return _NoProgress()
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)  # TQDM_DISABLE=1 hides it
+def _progress(enabled: bool, total: int, initial: int) -> tqdm:
+    """The step bar (main rank). An explicit ``disable=False`` would override TQDM_DISABLE=1,
+    so `disable` is passed only to turn the bar off."""
+    off = {} if enabled else {"disable": True}
+    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, **off)

@@ -1,6 +1,7 @@
 """VideoMAE masked pre-training: tube masking, a narrow decoder and the normalised-pixel loss.
 
-The module names reproduce the official pre-train checkpoint keys (REFERENCE section 2):
+The module names reproduce the official pre-train checkpoint keys
+(MCG-NJU/VideoMAE:modeling_pretrain.py):
 `encoder.patch_embed.proj.*`, `encoder.blocks.i.*`, `encoder.norm.*`, `encoder_to_decoder.weight`,
 `mask_token`, `decoder.blocks.j.*`, `decoder.norm.*`, `decoder.head.*`. Both position tables are
 non-persistent, so `{'model': model.state_dict()}` loads into a fine-tune VideoViT through
@@ -11,7 +12,6 @@ their positions, mask_token + the masked positions] and predicts the masked tube
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -22,27 +22,17 @@ import torch.utils.checkpoint
 from einops import rearrange
 from timm.layers import trunc_normal_
 
+from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
+
+from .archs import DECODER_ARCHS
 from .pos_embed import Grid, sinusoid_table
 from .vit import Block, LayerNorm, VideoViT, create_model
 
 __all__ = ["tube_mask", "masked_per_slice", "mask_indices", "take_tokens", "patchify",
-           "unpatchify", "PretrainDecoder", "PretrainVideoMAE", "create_pretrain_model",
-           "DECODER_ARCHS"]
+           "unpatchify", "PretrainDecoder", "PretrainVideoMAE", "create_pretrain_model"]
 
-_log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_TARGET_EPS = 1e-6  # added to the std, not the variance (official engine_for_pretraining.py)
-
-# Decoder sizes of the official scripts (REFERENCE section 2) plus a tiny one for tests.
-DECODER_ARCHS: dict[str, dict[str, int]] = {
-    "videomae_tiny": dict(decoder_dim=32, decoder_depth=1, decoder_heads=2),
-    "videomae_small": dict(decoder_dim=192, decoder_depth=4, decoder_heads=3),
-    "videomae_base": dict(decoder_dim=384, decoder_depth=4, decoder_heads=6),
-    "videomae_large": dict(decoder_dim=512, decoder_depth=12, decoder_heads=8),
-    "videomae_huge": dict(decoder_dim=640, decoder_depth=12, decoder_heads=8),
-}
+# added to the std, not the variance (MCG-NJU/VideoMAE:engine_for_pretraining.py)
+_TARGET_EPS = 1e-6
 
 
 def tube_mask(batch: int, grid: Grid, ratio: float,

@@ -23,10 +23,11 @@ import torch.utils.checkpoint
 from einops import rearrange
 from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_, use_fused_attn
 
+from .archs import MODEL_ARCHS
+from .checkpoints import load_pretrained
 from .pos_embed import Grid, resample_pos_embed_3d, table_for_grid
 
-__all__ = ["PatchEmbed3D", "Attention", "Block", "VideoViT", "create_model", "MODEL_ARCHS",
-           "list_models"]
+__all__ = ["PatchEmbed3D", "Attention", "Block", "VideoViT", "create_model", "list_models"]
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -240,20 +241,6 @@ class VideoViT(nn.Module):
         for blk in self.blocks:
             blk.attn.fused_attn = enable
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh (VideoMAE-initialised) one for `num_classes` outputs."""
-        self.num_classes = num_classes
-        dev = self.fc_norm.weight.device if isinstance(self.fc_norm, nn.LayerNorm) else None
-        if num_classes > 0:
-            self.head = nn.Linear(self.embed_dim, num_classes, device=dev)
-            trunc_normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
-            with torch.no_grad():
-                self.head.weight.mul_(self.arch.get("init_scale", 0.001))
-        else:
-            self.head = nn.Identity()
-        self.arch["num_classes"] = num_classes
-
     def set_pos_source_grid(self, source_grid: Grid | None) -> None:
         """Choose the sinusoid policy: regenerate for the model's grid (None) or resample from a grid."""
         if isinstance(self.pos_embed, nn.Parameter):
@@ -273,7 +260,7 @@ class VideoViT(nn.Module):
             return resample_pos_embed_3d(self.pos_embed, self.grid, grid, self.num_prefix_tokens)
         key = (tuple(grid), self.pos_embed.device)
         if key not in self._tables:
-            source = self.pos_source_grid or None
+            source = self.pos_source_grid
             if source is not None:  # keep the resample policy consistent at every input size
                 self._tables[key] = resample_pos_embed_3d(
                     table_for_grid(self.embed_dim, source), source, grid).to(self.pos_embed.device)
@@ -328,16 +315,6 @@ class VideoViT(nn.Module):
         return self.num_prefix_tokens + (num_frames // t) * (h // p) * (w // p)
 
 
-# The released VideoMAE sizes (REFERENCE §1) plus a tiny one for tests.
-MODEL_ARCHS: dict[str, dict[str, Any]] = {
-    "videomae_tiny": dict(embed_dim=48, depth=2, num_heads=3),
-    "videomae_small": dict(embed_dim=384, depth=12, num_heads=6),
-    "videomae_base": dict(embed_dim=768, depth=12, num_heads=12),
-    "videomae_large": dict(embed_dim=1024, depth=24, num_heads=16),
-    "videomae_huge": dict(embed_dim=1280, depth=32, num_heads=16),
-}
-
-
 def list_models() -> list[str]:
     """Names accepted by `create_model`."""
     return list(MODEL_ARCHS)
@@ -356,6 +333,5 @@ def create_model(name: str, *, num_classes: int, num_frames: int = 16, img_size:
                      tubelet_size=tubelet_size, **kwargs)
     model.arch["name"] = name
     if pretrained:
-        from .checkpoints import load_pretrained
         load_pretrained(model, pretrained)
     return model

@@ -12,33 +12,15 @@ Keys: `blocks.i.adapter_attn.{down_proj,up_proj}.{weight,bias}` and the same for
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
 from videopeft.models.vit import Block, VideoViT
 
 from .adaptmlp import AdaptMLP
-from .base import AdoptedBlock, Layers, PeftConfig, layers_problem, one_of, positive_int, resolve_layers
+from .base import AdoptedBlock, resolve_layers
+from .config import AdapterConfig
 
 __all__ = ["AdapterConfig", "AdapterBlock", "apply_adapter"]
-
-
-@dataclass(kw_only=True)
-class AdapterConfig(PeftConfig):
-    """Houlsby adapter options. bottleneck 64 matches AdaptMLP's default for a like-for-like
-    comparison (Houlsby et al. swept 8/64/256); act "gelu" (the ViT's own) or "relu"."""
-
-    name: ClassVar[str] = "adapter"
-    bottleneck: int = 64
-    act: str = "gelu"
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        return [positive_int("bottleneck", self.bottleneck),
-                one_of("act", self.act, ("gelu", "relu")),
-                layers_problem("layers", self.layers)]
 
 
 class AdapterBlock(AdoptedBlock):
@@ -55,9 +37,8 @@ class AdapterBlock(AdoptedBlock):
         return x + self.drop_path2(self.ls2(h + self.adapter_mlp(h)))
 
 
-def apply_adapter(model: VideoViT, cfg: AdapterConfig) -> dict[str, list[str]]:
-    """Swap the selected blocks for AdapterBlocks; return {"adapter": new parameter names}."""
-    names: list[str] = []
+def apply_adapter(model: VideoViT, cfg: AdapterConfig) -> None:
+    """Swap the selected blocks for AdapterBlocks (their two AdaptMLPs declare what trains)."""
     for i in resolve_layers(cfg.layers, len(model.blocks)):
         block = model.blocks[i]
         ref = block.mlp.fc1.weight
@@ -66,8 +47,4 @@ def apply_adapter(model: VideoViT, cfg: AdapterConfig) -> dict[str, list[str]]:
             return AdaptMLP(model.embed_dim, cfg.bottleneck, scale=1.0, act=cfg.act,
                             device=ref.device, dtype=ref.dtype)
 
-        new = AdapterBlock(block, make(), make())
-        model.blocks[i] = new
-        names += [f"blocks.{i}.{n}" for part in ("adapter_attn", "adapter_mlp")
-                  for n in (f"{part}.{p}" for p, _ in getattr(new, part).named_parameters())]
-    return {"adapter": names}
+        model.blocks[i] = AdapterBlock(block, make(), make())

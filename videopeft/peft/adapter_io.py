@@ -24,10 +24,15 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from videopeft.config import method_config
+from videopeft.errors import AdapterError
+from videopeft.io import atomic_path
 from videopeft.models.vit import VideoViT
 
-from .base import BatchNormHead, PeftConfig, TrainableReport, refreeze
+from .base import BatchNormHead, TrainableReport, refreeze
+from .config import PeftConfig
 from .lora import has_merged_lora
+from .methods import apply
 
 __all__ = ["AdapterError", "save_adapter", "load_adapter", "read_adapter_metadata",
            "backbone_fingerprint", "FORMAT"]
@@ -36,10 +41,6 @@ _log = logging.getLogger(__name__)
 
 FORMAT = "videopeft-adapter/1"
 _RESERVED = ("format", "method", "backbone_name", "backbone_arch", "backbone_fingerprint")
-
-
-class AdapterError(ValueError):
-    """An adapter file that cannot be written or does not fit the model; the message is one line."""
 
 
 def _check_path(path: str | os.PathLike, *, must_exist: bool) -> Path:
@@ -110,10 +111,8 @@ def save_adapter(model: VideoViT, path: str | os.PathLike, *, extra: dict[str, A
         encoded = {k: json.dumps(v) for k, v in meta.items()}
     except TypeError as err:
         raise AdapterError(f"{path}: metadata is not JSON-serialisable: {err}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=encoded)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=encoded)
     _log.info("saved %d tensors (%s parameters) of method %s to %s", len(tensors),
               f"{report.num_trainable:,}", cfg.name, path)
     return path
@@ -131,8 +130,6 @@ def read_adapter_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def _ensure_method(model: VideoViT, cfg: PeftConfig, path: Path) -> TrainableReport:
     """Apply the file's method to a fresh model, or check an applied one matches and re-freeze it."""
-    from videopeft.peft import apply  # the package imports this module
-
     applied = getattr(model, "peft_config", None)
     if applied is None:
         return apply(model, cfg)
@@ -150,8 +147,6 @@ def load_adapter(model: VideoViT, path: str | os.PathLike) -> dict[str, Any]:
     keys and shapes, copy. Raises AdapterError (one line, naming the file) on any mismatch.
     Returns the file's metadata.
     """
-    from videopeft.peft import method_config  # the package imports this module
-
     path = _check_path(path, must_exist=True)
     meta = read_adapter_metadata(path)
     report = _ensure_method(model, method_config(meta["method"]), path)

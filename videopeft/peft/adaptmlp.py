@@ -20,51 +20,20 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
 
 from videopeft.models.vit import Block, VideoViT
 
-from .base import (AdoptedBlock, Layers, PeftConfig, fraction, layers_problem, one_of, positive_int,
-                   resolve_layers)
+from .base import AdoptedBlock, resolve_layers
+from .config import AdaptMLPConfig
 
 __all__ = ["AdaptMLPConfig", "AdaptMLP", "AdaptMLPBlock", "apply_adaptmlp"]
 
 _log = logging.getLogger(__name__)
 
 _ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
-
-
-@dataclass(kw_only=True)
-class AdaptMLPConfig(PeftConfig):
-    """AdaptMLP options; defaults = AdaptFormer's video recipe (REFERENCE §4, main_video.py).
-
-    bottleneck: hidden width r (`--ffn_num`, 64). scale: a float (0.1) or "learnable" (a
-    Parameter initialised to 1). layernorm: "none" | "in" | "out". dropout: after the ReLU.
-    mode: "parallel" | "sequential". layers: None = every block, or indices / "start:stop".
-    """
-
-    name: ClassVar[str] = "adaptmlp"
-    bottleneck: int = 64
-    scale: float | str = 0.1
-    layernorm: str = "none"
-    dropout: float = 0.0
-    mode: str = "parallel"
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        scale_ok = self.scale == "learnable" or (
-            isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool))
-        return [positive_int("bottleneck", self.bottleneck),
-                None if scale_ok else
-                f"method.scale: expected a float or 'learnable', got {self.scale!r}",
-                one_of("layernorm", self.layernorm, ("none", "in", "out")),
-                fraction("dropout", self.dropout),
-                one_of("mode", self.mode, ("parallel", "sequential")),
-                layers_problem("layers", self.layers)]
 
 
 class AdaptMLP(nn.Module):
@@ -108,6 +77,10 @@ class AdaptMLP(nn.Module):
             out = self.adapter_layer_norm_before(out)
         return out
 
+    def adapter_params(self) -> list[str]:
+        """All of the branch trains (AdapterModule)."""
+        return [n for n, _ in self.named_parameters()]
+
 
 class AdaptMLPBlock(AdoptedBlock):
     """A Block (same submodules and keys) plus `adaptmlp`, in parallel with or after the MLP."""
@@ -125,16 +98,14 @@ class AdaptMLPBlock(AdoptedBlock):
         return x + h + self.adaptmlp(h)  # sequential: adapter with its own residual on h
 
 
-def apply_adaptmlp(model: VideoViT, cfg: AdaptMLPConfig) -> dict[str, list[str]]:
-    """Swap the selected blocks for AdaptMLPBlocks; return {"adaptmlp": new parameter names}."""
-    names: list[str] = []
-    for i in resolve_layers(cfg.layers, len(model.blocks)):
+def apply_adaptmlp(model: VideoViT, cfg: AdaptMLPConfig) -> None:
+    """Swap the selected blocks for AdaptMLPBlocks (their branches declare what trains)."""
+    layers = resolve_layers(cfg.layers, len(model.blocks))
+    for i in layers:
         block = model.blocks[i]
         ref = block.mlp.fc1.weight
         branch = AdaptMLP(model.embed_dim, cfg.bottleneck, scale=cfg.scale,
                           layernorm=cfg.layernorm, dropout=cfg.dropout,
                           device=ref.device, dtype=ref.dtype)
         model.blocks[i] = AdaptMLPBlock(block, branch, cfg.mode)
-        names += [f"blocks.{i}.adaptmlp.{n}" for n, _ in branch.named_parameters()]
-    _log.debug("adaptmlp: %d tensors in %d blocks", len(names), len(model.blocks))
-    return {"adaptmlp": names}
+    _log.debug("adaptmlp: branches in %d of %d blocks", len(layers), len(model.blocks))

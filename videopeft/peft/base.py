@@ -1,137 +1,45 @@
-"""What every PEFT method shares: the common config, config checks, layer selection, block
-adoption (swap a Block keeping its keys), the BatchNorm head and the trainable-parameter report.
-
-Kept apart from `__init__` so the method modules can import it without a cycle.
+"""What every PEFT method's code shares: layer selection, block adoption (swap a Block keeping
+its keys), the BatchNorm head, and what trains: the modules a method adds declare their tensors
+(`AdapterModule.adapter_params`), methods that add nothing select backbone parameters by rule, and
+`mark_trainable` turns both into requires_grad flags and the report. (The configs are in config.py.)
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
-import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videopeft.config import ConfigError
+from videopeft.errors import ConfigError
 from videopeft.models.vit import Block, VideoViT
 
-__all__ = ["PeftConfig", "Layers", "TrainableReport", "ParamGroup", "AdoptedBlock", "BatchNormHead",
-           "check", "positive_int", "fraction", "one_of", "layers_problem", "resolve_layers",
-           "link", "mark_trainable", "refreeze", "add_head_bn", "BLOCK_PARTS"]
+from .config import SLICE_PATTERN, Layers, PeftConfig
 
-_log = logging.getLogger(__name__)
+__all__ = ["TrainableReport", "ParamGroup", "AdoptedBlock", "BatchNormHead", "resolve_layers",
+           "link", "AdapterModule", "get_adapter_params", "Rules", "mark_trainable", "refreeze",
+           "add_head_bn", "BLOCK_PARTS"]
 
-# A layer selection: None (every block), a list of block indices (negative counts from the end),
-# or a slice string "start:stop" such as "6:" (the last six blocks of a 12-block model) or ":-2".
-Layers = list[int] | str | None
+# ----------------------------------------------------------------------------- layer selection
 
-_SLICE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
-
-
-# ----------------------------------------------------------------------------- config checks
-
-def check(*problems: str | None) -> None:
-    """Raise one ConfigError with a line per problem; None entries mean "fine"."""
-    found = [p for p in problems if p]
-    if found:
-        raise ConfigError("\n".join(found))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def positive_int(key: str, value: Any) -> str | None:
-    """'method.<key>: expected a positive int, got ...' unless value is an int >= 1."""
-    if _is_int(value) and value >= 1:
-        return None
-    return f"method.{key}: expected a positive int, got {value!r}"
-
-
-def fraction(key: str, value: Any) -> str | None:
-    """A dropout probability: a number in [0, 1)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0:
-        return None
-    return f"method.{key}: expected a float in [0, 1), got {value!r}"
-
-
-def one_of(key: str, value: Any, choices: Sequence[Any]) -> str | None:
-    """A value from a fixed list."""
-    if value in choices:
-        return None
-    return f"method.{key}: expected one of {list(choices)}, got {value!r}"
-
-
-def layers_problem(key: str, value: Any) -> str | None:
-    """Syntax of a layer selection (indices are checked against the depth at apply time)."""
-    if value is None:
-        return None
-    if isinstance(value, str) and _SLICE.match(value):
-        return None
-    if isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value):
-        return None
-    return (f"method.{key}: expected null (all blocks), a non-empty list of block indices or a "
-            f"'start:stop' slice, got {value!r}")
-
-
-def resolve_layers(spec: Layers, depth: int, key: str = "layers") -> list[int]:
+def resolve_layers(spec: Layers, depth: int) -> list[int]:
     """Block indices (sorted, unique, non-negative) selected by `spec` in a `depth`-block model."""
     if spec is None:
         return list(range(depth))
     if isinstance(spec, str):
-        start, stop = _SLICE.match(spec).groups()
+        start, stop = SLICE_PATTERN.match(spec).groups()
         picked = list(range(depth))[slice(int(start) if start else None, int(stop) if stop else None)]
     else:
         bad = [i for i in spec if not -depth <= i < depth]
         if bad:
-            raise ConfigError(f"method.{key}: expected block indices in [-{depth}, {depth}) for this "
-                              f"{depth}-block model, got {list(spec)}")
+            raise ConfigError(f"expected block indices in [-{depth}, {depth}) for this "
+                              f"{depth}-block model, got {list(spec)}", key="method.layers")
         picked = sorted({i % depth for i in spec})
     if not picked:
-        raise ConfigError(f"method.{key}: expected a selection of at least one of the {depth} "
-                          f"blocks, got {spec!r}")
+        raise ConfigError(f"expected a selection of at least one of the {depth} blocks, got "
+                          f"{spec!r}", key="method.layers")
     return picked
-
-
-# ----------------------------------------------------------------------------- common config
-
-@dataclass(kw_only=True)
-class PeftConfig:
-    """The part of every method's config that says what trains besides the method's own tensors.
-
-    train_head: the classifier (`head`) trains; true in every method by default.
-    train_fc_norm: the final norm before the head (`fc_norm`, or `norm` in the cls-token variant)
-        trains, as in AdaptFormer's main_video.py.
-    head_bn: put AdaptFormer's BatchNorm1d(affine=False, eps=1e-6) in front of the head (no
-        parameters, running statistics only; saved in adapter files).
-    """
-
-    name: ClassVar[str] = ""
-    train_head: bool = True
-    train_fc_norm: bool = True
-    head_bn: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(getattr(self, "layers", None), (range, tuple)):
-            self.layers = list(self.layers)  # type: ignore[attr-defined]
-        flags = [None if isinstance(getattr(self, k), bool) else
-                 f"method.{k}: expected true or false, got {getattr(self, k)!r}"
-                 for k in ("train_head", "train_fc_norm", "head_bn")]
-        check(*flags, *self.problems())
-
-    def problems(self) -> list[str | None]:
-        """The method's own range checks, one message (or None) per key; all reported together."""
-        return []
-
-    def to_dict(self) -> dict[str, Any]:
-        """The YAML/JSON form, `{"name": ..., key: value}`, that `method_config` reads back."""
-        def plain(v: Any) -> Any:
-            return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
-        return {"name": self.name, **{f.name: plain(getattr(self, f.name))
-                                      for f in dataclasses.fields(self)}}
 
 
 # ----------------------------------------------------------------------------- module helpers
@@ -148,9 +56,6 @@ class AdoptedBlock(Block):
 
     def __init__(self, block: Block) -> None:
         nn.Module.__init__(self)  # Block.__init__ would build fresh weights; adopt the old ones
-        if type(block) is not Block:
-            raise TypeError(f"expected a plain videopeft Block, got {type(block).__name__} "
-                            "(a PEFT method is already applied to this block)")
         for part in BLOCK_PARTS:
             setattr(self, part, getattr(block, part))
 
@@ -183,10 +88,8 @@ class BatchNormHead(nn.Module):
 
 
 def add_head_bn(model: VideoViT) -> None:
-    """Replace `model.head` (a Linear) by a BatchNormHead sharing its weights."""
-    if not isinstance(model.head, nn.Linear):
-        raise ConfigError(f"method.head_bn: expected a model with a linear head, got "
-                          f"{type(model.head).__name__} (num_classes=0?)")
+    """Replace `model.head` (a Linear; `peft.apply` checks that first) by a BatchNormHead sharing
+    its weights."""
     model.head = BatchNormHead(model.head)
 
 
@@ -242,51 +145,74 @@ class TrainableReport:
                           *map(fmt, rows[:-2]), rule, *map(fmt, rows[-2:])])
 
 
-def _module_params(model: nn.Module, attr: str) -> list[str]:
-    module = getattr(model, attr, None)
-    if module is None:
-        return []
-    return [f"{attr}.{n}" for n, _ in module.named_parameters()]
+# ----------------------------------------------------------------------------- what trains
+
+@runtime_checkable
+class AdapterModule(Protocol):
+    """A module holding tensors that a PEFT method trains; `adapter_params()` names them, relative
+    to the module (torchtune's protocol of the same name, pytorch/torchtune:
+    torchtune/modules/peft/_utils.py). Any module with that method qualifies."""
+
+    def adapter_params(self) -> list[str]:
+        """Names of the trainable parameters, as in `self.named_parameters()`."""
+        ...
 
 
-def common_groups(model: VideoViT, cfg: PeftConfig) -> dict[str, list[str]]:
-    """The groups every method trains, as the config asks: head, and the final norm."""
-    groups: dict[str, list[str]] = {}
-    if cfg.train_head:
-        groups["head"] = _module_params(model, "head")
-    if cfg.train_fc_norm:  # fc_norm with mean pooling; norm in the cls-token variant
-        groups["fc_norm"] = _module_params(model, "fc_norm") + _module_params(model, "norm")
-    return {k: v for k, v in groups.items() if v}
+def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every parameter that an AdapterModule inside `model` declares, by its name in the model.
 
-
-def mark_trainable(model: VideoViT, cfg: PeftConfig,
-                   method_groups: Mapping[str, Iterable[str]]) -> TrainableReport:
-    """Freeze everything, then unfreeze exactly the method's groups plus the common ones.
-
-    Every declared name must be a parameter of the model (like torchtune's get_adapter_params):
-    a method that declares a name it did not create is a bug, reported here.
+    A declared name the module does not have is a bug in that module, reported here (torchtune's
+    get_adapter_params asserts the same).
     """
-    params = dict(model.named_parameters())
-    common = common_groups(model, cfg)
-    claimed = {n for names in common.values() for n in names}
-    groups: dict[str, list[str]] = {}
-    for gname, names in method_groups.items():
-        kept = [n for n in names if n not in claimed]
-        if kept:
-            groups[gname] = kept
-    groups.update(common)
-    seen: set[str] = set()
-    for gname, names in groups.items():
-        missing = [n for n in names if n not in params]
+    found: dict[str, nn.Parameter] = {}
+    for prefix, module in model.named_modules():
+        if not isinstance(module, AdapterModule):
+            continue
+        declared, own = set(module.adapter_params()), dict(module.named_parameters())
+        missing = sorted(declared.difference(own))
         if missing:
-            raise RuntimeError(f"method {cfg.name!r} declared parameters the model lacks: {missing[:5]}")
-        dup = seen.intersection(names)
-        if dup:
-            raise RuntimeError(f"parameters {sorted(dup)[:5]} are in two groups")
-        seen.update(names)
-    model.requires_grad_(False)
-    for name in seen:
-        params[name].requires_grad_(True)
+            raise RuntimeError(f"{type(module).__name__} {prefix!r} declares parameters it does "
+                               f"not have: {missing}")
+        found.update({f"{prefix}.{n}" if prefix else n: p for n, p in own.items() if n in declared})
+    return found
+
+
+# Report group name -> which existing parameters (by name in the model) the group unfreezes.
+Rules = Mapping[str, Callable[[str], bool]]
+
+
+def common_rules(cfg: PeftConfig) -> dict[str, Callable[[str], bool]]:
+    """The groups every method trains, as the config asks: head, and the final norm (fc_norm with
+    mean pooling, norm in the cls-token variant)."""
+    rules: dict[str, Callable[[str], bool]] = {}
+    if cfg.train_head:
+        rules["head"] = lambda name: name.startswith("head.")
+    if cfg.train_fc_norm:
+        rules["fc_norm"] = lambda name: name.startswith(("fc_norm.", "norm."))
+    return rules
+
+
+def mark_trainable(model: VideoViT, cfg: PeftConfig, rules: Rules | None = None) -> TrainableReport:
+    """Freeze everything, then unfreeze exactly what the method trains, reported in groups:
+
+    * `cfg.name`: every parameter the method's modules declare (`get_adapter_params`);
+    * `rules`: the backbone parameters a method that adds nothing selects (bitfit's biases, ...);
+    * head / fc_norm: the common groups, which claim their parameters first (so bitfit's
+      `head.bias` is reported under head, or under bias when the head is frozen).
+    Within a group, parameters are in model order.
+    """
+    declared = get_adapter_params(model)
+    common = common_rules(cfg)
+    method = {cfg.name: declared.__contains__, **(rules or {})}
+    precedence = [*common.items(), *method.items()]
+    params = dict(model.named_parameters())
+    groups: dict[str, list[str]] = {name: [] for name in [*method, *common]}
+    for name in params:
+        group = next((g for g, selects in precedence if selects(name)), None)
+        if group is not None:
+            groups[group].append(name)
+    groups = {g: names for g, names in groups.items() if names}
+    refreeze(model, [n for names in groups.values() for n in names])
     return TrainableReport(
         method=cfg.name,
         groups=tuple(ParamGroup(g, tuple(ns), sum(params[n].numel() for n in ns))

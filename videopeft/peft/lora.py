@@ -11,54 +11,20 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from videopeft.errors import Problem, check
 from videopeft.models.vit import VideoViT
 
-from .base import Layers, PeftConfig, check, fraction, layers_problem, positive_int, resolve_layers
+from .base import resolve_layers
+from .config import LoraConfig
 
 __all__ = ["LoraConfig", "LoRALinear", "apply_lora", "merge_lora", "unmerge_lora"]
 
 _log = logging.getLogger(__name__)
-
-TARGETS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
-
-
-@dataclass(kw_only=True)
-class LoraConfig(PeftConfig):
-    """LoRA options: rank r, alpha (update scale alpha/r), dropout on the LoRA input, target
-    Linears by name suffix (attn.qkv, attn.proj, mlp.fc1, mlp.fc2), blocks (None = all)."""
-
-    name: ClassVar[str] = "lora"
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
-    targets: tuple[str, ...] = ("attn.qkv",)
-    layers: Layers = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.targets, str):  # `method.targets=mlp.fc1` on the command line
-            self.targets = (self.targets,)
-        elif isinstance(self.targets, list):
-            self.targets = tuple(self.targets)
-        super().__post_init__()
-
-    def problems(self) -> list[str | None]:
-        targets_ok = (isinstance(self.targets, tuple) and self.targets
-                      and all(isinstance(t, str) and t for t in self.targets))
-        alpha_ok = isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) \
-            and self.alpha > 0
-        return [positive_int("rank", self.rank),
-                None if alpha_ok else f"method.alpha: expected a positive float, got {self.alpha!r}",
-                fraction("dropout", self.dropout),
-                None if targets_ok else (f"method.targets: expected a non-empty list of layer "
-                                         f"names such as {list(TARGETS)}, got {self.targets!r}"),
-                layers_problem("layers", self.layers)]
 
 
 class LoRALinear(nn.Module):
@@ -87,6 +53,10 @@ class LoRALinear(nn.Module):
         if self.merged:  # the update already lives in `weight`
             return out
         return out + self.scale * self.lora_up(self.lora_down(self.lora_dropout(x)))
+
+    def adapter_params(self) -> list[str]:
+        """The low-rank factors train; the base `weight`/`bias` stay frozen (AdapterModule)."""
+        return ["lora_down.weight", "lora_up.weight"]
 
     def delta_weight(self) -> torch.Tensor:
         """(alpha/r) * up @ down in fp32, shape (out, in)."""
@@ -126,7 +96,7 @@ def _linear_suffixes(model: nn.Module) -> list[str]:
     return list(seen)
 
 
-def apply_lora(model: VideoViT, cfg: LoraConfig) -> dict[str, list[str]]:
+def apply_lora(model: VideoViT, cfg: LoraConfig) -> None:
     """Wrap each nn.Linear whose name ends with a target (in the selected blocks) in a LoRALinear."""
     prefixes = None if cfg.layers is None else tuple(
         f"blocks.{i}." for i in resolve_layers(cfg.layers, len(model.blocks)))
@@ -137,19 +107,16 @@ def apply_lora(model: VideoViT, cfg: LoraConfig) -> dict[str, list[str]]:
     for target in cfg.targets:
         hits = [n for n in linears if n == target or n.endswith("." + target)]
         if not hits:
-            problems.append(f"method.targets: expected names of nn.Linear layers (suffix match), "
-                            f"got {target!r} which matches none; candidates: "
-                            f"{', '.join(_linear_suffixes(model))}")
+            problems.append(Problem(f"expected names of nn.Linear layers (suffix match), got "
+                                    f"{target!r} which matches none; candidates: "
+                                    f"{', '.join(_linear_suffixes(model))}", "method.targets"))
         chosen += [n for n in hits if n not in chosen]
     check(*problems)
-    names: list[str] = []
     for name in chosen:
         parent, _, child = name.rpartition(".")
         owner = model.get_submodule(parent) if parent else model
         setattr(owner, child, LoRALinear(getattr(owner, child), cfg.rank, cfg.alpha, cfg.dropout))
-        names += [f"{name}.lora_down.weight", f"{name}.lora_up.weight"]
     _log.debug("lora: wrapped %d linears", len(chosen))
-    return {"lora": names}
 
 
 def _lora_layers(model: nn.Module) -> list[LoRALinear]:

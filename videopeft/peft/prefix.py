@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -26,31 +24,12 @@ import torch.nn.functional as F
 
 from videopeft.models.vit import VideoViT
 
-from .base import (Layers, PeftConfig, TrainableReport, layers_problem, link, mark_trainable,
-                   positive_int, resolve_layers)
+from .base import TrainableReport, link, mark_trainable, resolve_layers
+from .config import PrefixConfig
 
 __all__ = ["PrefixConfig", "PrefixEncoder", "PrefixKV", "apply_prefix", "fold_prefix"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(kw_only=True)
-class PrefixConfig(PeftConfig):
-    """Prefix options: num_prefix P keys/values per block; reparam through an MLP of width
-    reparam_hidden (512, Li & Liang's table-to-text setting [unverified]); layers (None = all)."""
-
-    name: ClassVar[str] = "prefix"
-    num_prefix: int = 10
-    reparam: bool = True
-    reparam_hidden: int = 512
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        return [positive_int("num_prefix", self.num_prefix),
-                None if isinstance(self.reparam, bool) else
-                f"method.reparam: expected true or false, got {self.reparam!r}",
-                positive_int("reparam_hidden", self.reparam_hidden),
-                layers_problem("layers", self.layers)]
 
 
 class PrefixEncoder(nn.Module):
@@ -84,6 +63,10 @@ class PrefixEncoder(nn.Module):
         kv = F.linear(hidden, self.mlp_out.weight[rows], self.mlp_out.bias[rows])
         return kv[:, :self.dim], kv[:, self.dim:]
 
+    def adapter_params(self) -> list[str]:
+        """Everything trains: `kv`, or the embedding and its MLP (AdapterModule)."""
+        return [n for n, _ in self.named_parameters()]
+
     @torch.no_grad()
     def fold(self) -> None:
         """Replace embedding + MLP by the direct `kv` they produce."""
@@ -116,20 +99,16 @@ class PrefixKV(nn.Module):
         return t.reshape(1, t.shape[0], self.num_heads, -1).transpose(1, 2).clone()
 
 
-def apply_prefix(model: VideoViT, cfg: PrefixConfig) -> dict[str, list[str]]:
-    """Add `model.prefix` and a PrefixKV to every selected block's attention."""
-    if "prefix" in model._modules:
-        raise ValueError("model already has a `prefix` module")
+def apply_prefix(model: VideoViT, cfg: PrefixConfig) -> None:
+    """Add `model.prefix` (the prefixes, which train) and a PrefixKV to every selected block's
+    attention."""
     layers = resolve_layers(cfg.layers, len(model.blocks))
     ref = model.blocks[0].attn.qkv.weight
     model.prefix = PrefixEncoder(len(layers), cfg.num_prefix, model.embed_dim, reparam=cfg.reparam,
                                  hidden=cfg.reparam_hidden, device=ref.device, dtype=ref.dtype)
     for j, i in enumerate(layers):
         attn = model.blocks[i].attn
-        if attn.kv_prefix is not None:
-            raise ValueError(f"blocks.{i}.attn already has a kv_prefix")
         attn.kv_prefix = PrefixKV(model.prefix, j, attn.num_heads)
-    return {"prefix": [f"prefix.{n}" for n, _ in model.prefix.named_parameters()]}
 
 
 def fold_prefix(model: VideoViT) -> TrainableReport:
@@ -141,7 +120,7 @@ def fold_prefix(model: VideoViT) -> TrainableReport:
                          f"{getattr(cfg, 'name', None)!r}")
     model.prefix.fold()
     folded = dataclasses.replace(cfg, reparam=False)
-    report = mark_trainable(model, folded, {"prefix": ["prefix.kv"]})
+    report = mark_trainable(model, folded)
     model.peft_config, model.peft_report = folded, report
     _log.info("prefix: folded the reparameterisation into %s", tuple(model.prefix.kv.shape))
     return report

@@ -1,5 +1,7 @@
 """Methods that add nothing and only choose what to unfreeze: bitfit, partial, linear, full.
 
+Each returns its rules (report group -> which existing parameters, by name), which
+`mark_trainable` applies like every other method's groups.
 bitfit (Ben Zaken et al. 2022): every bias in the model: Linear and Conv3d `bias`, the attention's
     `q_bias`/`v_bias` (VideoMAE's qkv has no Linear bias; these are its bias terms) and the
     LayerNorm biases (`norm1/norm2/fc_norm .bias`); LayerNorm weights stay frozen.
@@ -9,73 +11,37 @@ full: everything.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
-from videopeft.config import ConfigError
+from videopeft.errors import ConfigError
 from videopeft.models.vit import VideoViT
 
-from .base import PeftConfig, positive_int
+from .base import Rules
+from .config import BitFitConfig, FullConfig, LinearConfig, PartialConfig
 
-__all__ = ["BitFitConfig", "PartialConfig", "LinearConfig", "FullConfig", "apply_bitfit",
-           "apply_partial", "apply_linear", "apply_full", "BIAS_NAMES"]
+__all__ = ["BitFitConfig", "PartialConfig", "LinearConfig", "FullConfig", "select_bitfit",
+           "select_partial", "select_linear", "select_full", "BIAS_NAMES"]
 
 BIAS_NAMES = ("bias", "q_bias", "v_bias")
 
 
-@dataclass(kw_only=True)
-class BitFitConfig(PeftConfig):
-    """Train every bias (see the module docstring for which)."""
-
-    name: ClassVar[str] = "bitfit"
-
-
-@dataclass(kw_only=True)
-class PartialConfig(PeftConfig):
-    """Train the last k blocks."""
-
-    name: ClassVar[str] = "partial"
-    k: int = 1
-
-    def problems(self) -> list[str | None]:
-        return [positive_int("k", self.k)]
-
-
-@dataclass(kw_only=True)
-class LinearConfig(PeftConfig):
-    """Linear probe: head and fc_norm only."""
-
-    name: ClassVar[str] = "linear"
-
-
-@dataclass(kw_only=True)
-class FullConfig(PeftConfig):
-    """Full fine-tuning."""
-
-    name: ClassVar[str] = "full"
-
-
-def apply_bitfit(model: VideoViT, cfg: BitFitConfig) -> dict[str, list[str]]:
+def select_bitfit(model: VideoViT, cfg: BitFitConfig) -> Rules:
     """{"bias": every parameter registered as bias, q_bias or v_bias on its module}."""
-    names = [f"{mod}.{p}" if mod else p for mod, m in model.named_modules()
-             for p, _ in m.named_parameters(recurse=False) if p in BIAS_NAMES]
-    return {"bias": names}
+    return {"bias": lambda name: name.rpartition(".")[2] in BIAS_NAMES}
 
 
-def apply_partial(model: VideoViT, cfg: PartialConfig) -> dict[str, list[str]]:
+def select_partial(model: VideoViT, cfg: PartialConfig) -> Rules:
     """{"last_blocks": parameters of blocks L-k .. L-1}."""
     depth = len(model.blocks)
     if cfg.k > depth:
-        raise ConfigError(f"method.k: expected at most {depth} (the model's depth), got {cfg.k}")
-    return {"last_blocks": [f"blocks.{i}.{n}" for i in range(depth - cfg.k, depth)
-                            for n, _ in model.blocks[i].named_parameters()]}
+        raise ConfigError(f"expected at most {depth} (the model's depth), got {cfg.k}", key="method.k")
+    prefixes = tuple(f"blocks.{i}." for i in range(depth - cfg.k, depth))
+    return {"last_blocks": lambda name: name.startswith(prefixes)}
 
 
-def apply_linear(model: VideoViT, cfg: LinearConfig) -> dict[str, list[str]]:
+def select_linear(model: VideoViT, cfg: LinearConfig) -> Rules:
     """Nothing beyond the common head/fc_norm groups."""
     return {}
 
 
-def apply_full(model: VideoViT, cfg: FullConfig) -> dict[str, list[str]]:
+def select_full(model: VideoViT, cfg: FullConfig) -> Rules:
     """{"backbone": every parameter} (head/fc_norm are reported in their own groups)."""
-    return {"backbone": [n for n, _ in model.named_parameters()]}
+    return {"backbone": lambda name: True}

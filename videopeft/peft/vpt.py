@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -40,43 +38,13 @@ import torch.nn.functional as F
 
 from videopeft.models.vit import Block, VideoViT
 
-from .base import (AdoptedBlock, Layers, PeftConfig, fraction, layers_problem, link, one_of,
-                   positive_int, resolve_layers)
+from .base import AdoptedBlock, link, resolve_layers
+from .config import VPTConfig
 
 __all__ = ["VPTConfig", "VisualPrompts", "PromptedBlock", "PromptKV", "PromptKVHandle",
            "apply_vpt", "precompute_prompt_kv", "prompt_init_bound"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(kw_only=True)
-class VPTConfig(PeftConfig):
-    """VPT options. num_prompts: p tokens per set (5 = KMnP/vpt's MODEL.PROMPT.NUM_TOKENS;
-    AdaptFormer's `--vpt_num` default is 1). deep: fresh prompts per block (True) or input only.
-    location: "prepend" | "add". share: "none" | "inter" (one set for all blocks, deep only).
-    dropout: on the prompt tokens. layers: prompted blocks for deep VPT (None = all)."""
-
-    name: ClassVar[str] = "vpt"
-    num_prompts: int = 5
-    deep: bool = True
-    location: str = "prepend"
-    share: str = "none"
-    dropout: float = 0.0
-    layers: Layers = None
-
-    def problems(self) -> list[str | None]:
-        shallow = self.deep is False
-        return [positive_int("num_prompts", self.num_prompts),
-                None if isinstance(self.deep, bool) else
-                f"method.deep: expected true or false, got {self.deep!r}",
-                one_of("location", self.location, ("prepend", "add")),
-                one_of("share", self.share, ("none", "inter")),
-                fraction("dropout", self.dropout),
-                layers_problem("layers", self.layers),
-                f"method.layers: expected null for shallow VPT (deep: false), got {self.layers!r}"
-                if shallow and self.layers is not None else None,
-                f"method.share: expected 'none' for shallow VPT (deep: false), got {self.share!r}"
-                if shallow and self.share != "none" else None]
 
 
 def prompt_init_bound(model: VideoViT) -> float:
@@ -103,6 +71,10 @@ class VisualPrompts(nn.Module):
         module hooks such as FlopCounterMode's ModuleTracker fail on it.
         """
         return F.dropout(self.prompts[index], self.dropout, self.training)
+
+    def adapter_params(self) -> list[str]:
+        """The prompts train (AdapterModule)."""
+        return ["prompts"]
 
     def extra_repr(self) -> str:
         return f"sets={self.prompts.shape[0]}, num_prompts={self.num_prompts}, dropout={self.dropout}"
@@ -163,10 +135,8 @@ def _hand_over_prompts(block: PromptedBlock, following: PromptedBlock) -> None:
     following.slots_filled = True
 
 
-def apply_vpt(model: VideoViT, cfg: VPTConfig) -> dict[str, list[str]]:
-    """Add `model.vpt` and swap the prompted blocks for PromptedBlocks; return {"vpt": [...]}."""
-    if "vpt" in model._modules:
-        raise ValueError("model already has a `vpt` module")
+def apply_vpt(model: VideoViT, cfg: VPTConfig) -> None:
+    """Add `model.vpt` (the prompts, which train) and swap the prompted blocks for PromptedBlocks."""
     depth, prepend = len(model.blocks), cfg.location == "prepend"
     layers = resolve_layers(cfg.layers, depth) if cfg.deep else [0]
     num_sets = len(layers) if cfg.deep and cfg.share == "none" else 1
@@ -189,7 +159,6 @@ def apply_vpt(model: VideoViT, cfg: VPTConfig) -> dict[str, list[str]]:
         if prepend and last > 0:
             model.blocks[last] = PromptedBlock(model.blocks[last], model.vpt, 0, insert=False,
                                                drop=True, **common)
-    return {"vpt": ["vpt.prompts"]}
 
 
 # ----------------------------------------------------------------------------- inference mode
@@ -226,16 +195,10 @@ class PromptKVHandle:
                              "outputs dropped after every block); this model has none or a "
                              "shallow/'add' variant, whose prompts depend on the input")
 
-    @property
-    def enabled(self) -> bool:
-        return all(b.use_kv_prefix for b in self.blocks)
-
     @torch.no_grad()
     def enable(self) -> None:
         """Compute every prompted block's prompt keys/values and stop inserting prompt tokens."""
         for block in self.blocks:
-            if block.attn.kv_prefix is not None and not isinstance(block.attn.kv_prefix, PromptKV):
-                raise ValueError("attention already has a kv_prefix of another kind")
             raw = block.prompts.prompts[block.index][None]  # (1, p, D), no dropout: inference
             _, k, v = block.attn.project_qkv(block.norm1(raw))
             block.attn.kv_prefix = PromptKV(k.detach(), v.detach()).train(block.training)

@@ -22,14 +22,16 @@ from typing import Sequence
 
 import torch
 
-from videopeft.config import ConfigError, RunConfig
+from videopeft.config import RunConfig, method_config
+from videopeft.engine import distributed as dist
+from videopeft.engine.logging import read_jsonl
+from videopeft.engine.report import markdown_table, plot_frame_study
+from videopeft.engine.train import train
+from videopeft.errors import ConfigError
+from videopeft.io import atomic_write_text
 
-from . import distributed as dist
-from .checkpoint import atomic_write_text
-from .logging import read_jsonl
-from .report import markdown_table, plot_frame_study
-
-__all__ = ["cell_name", "cell_config", "run_frame_study", "collect_row", "COLUMNS"]
+__all__ = ["cell_name", "cell_config", "run_frame_study", "collect_row", "write_study_outputs",
+           "COLUMNS"]
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ COLUMNS = ("method", "frames", "seed", "video_top1", "video_top5", "clip_top1", 
 
 
 def cell_name(method: str, frames: int, seed: int) -> str:
+    """The folder name of one cell: ``<method>-f<frames>-s<seed>``."""
     return f"{method}-f{frames}-s{seed}"
 
 
@@ -47,20 +50,13 @@ def cell_config(base: RunConfig, method: str, frames: int, seed: int, out_dir: P
     The base method's options are kept when its name is `method`; other methods get their
     defaults plus the base method's `head_bn`, so every cell has the same head.
     """
-    from videopeft.peft import method_config
-
     cfg = copy.deepcopy(base)
     cfg.data.num_frames = frames
-    if base.method.get("name") == method:
-        cfg.method = dict(base.method)
-    else:
-        cfg.method = {"name": method}
-        if "head_bn" in base.method:
-            cfg.method["head_bn"] = base.method["head_bn"]
-    method_config(cfg.method)  # ConfigError now, not after the first cells have run
+    if base.method.name != method:
+        cfg.method = method_config({"name": method, "head_bn": base.method.head_bn})
     if frames % cfg.model.tubelet_size:
-        raise ConfigError(f"frames: {frames} is not a multiple of model.tubelet_size "
-                          f"{cfg.model.tubelet_size}")
+        raise ConfigError(f"{frames} is not a multiple of model.tubelet_size "
+                          f"{cfg.model.tubelet_size}", key="frames")
     cfg.seed = seed
     cfg.output_dir = str(out_dir)
     cfg.train.resume = "auto"
@@ -86,8 +82,6 @@ def collect_row(cell_dir: Path, method: str, frames: int, seed: int) -> dict:
 def run_frame_study(base: RunConfig, frames: Sequence[int], methods: Sequence[str],
                     seeds: Sequence[int] = (0,), *, out_dir: str | Path) -> list[dict]:
     """Run (or finish) every cell of the grid, then write the table and the plot; returns rows."""
-    from .train import train
-
     out_dir = Path(out_dir)
     cells = [(m, int(f), int(s)) for m in methods for f in frames for s in seeds]
     configs = {c: cell_config(base, *c, out_dir / cell_name(*c)) for c in cells}  # all checked first
@@ -120,5 +114,6 @@ def write_study_outputs(rows: list[dict], out_dir: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out_dir / "frame_study.csv", buf.getvalue())
-    atomic_write_text(out_dir / "frame_study.md", "# Frame study\n\n" + markdown_table(rows, COLUMNS, floatfmt=".4g"))
+    atomic_write_text(out_dir / "frame_study.md",
+                      "# Frame study\n\n" + markdown_table(rows, COLUMNS, floatfmt=".4g"))
     plot_frame_study(rows, out_dir / "frame_study.png")

@@ -18,33 +18,36 @@ added methods or frame counts, which only add cells:
 
 The YAML holds a ``demo:`` section (`DemoConfig`) and normal RunConfig sections, the base of every
 fine-tuning run; ``demo.pretrain_overrides`` are dotted overrides applied on top of it for step 2.
-Every figure in the report is read back from the runs' ``results.json`` / ``log.jsonl``.
+Both are read by the config module (`read_sources`), so every bad key, of the demo section or of
+any run the demo will start, is reported with its file and line before any step runs. Every
+figure in the report is read back from the runs' ``results.json`` / ``log.jsonl``.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
 import math
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import torch
-import yaml
+from videopeft.config import (RunConfig, Sources, build_run_config, build_section,
+                              parse_overrides, read_sources)
+from videopeft.data.synthetic import (BENCHMARKS, STRIPE_CLASSES, STRIPE_EVIDENCE,
+                                      write_synthetic)
+from videopeft.engine.machine import machine_summary
+from videopeft.engine.pretrain import pretrain
+from videopeft.engine.report import markdown_table, plot_losses
+from videopeft.errors import ConfigError, Problem, check, one_of
+from videopeft.io import atomic_write_json, atomic_write_text
+from videopeft.peft.config import METHOD_CONFIGS
 
-from videopeft.config import ConfigError, RunConfig, load_config, parse_overrides
-
-from .checkpoint import atomic_write_text
 from .frame_study import cell_name, collect_row, run_frame_study
-from .logging import cpu_name, read_jsonl
-from . import report
-from .report import markdown_table
 
 __all__ = ["DemoConfig", "load_demo_config", "run_demo", "table_rows", "trend_checks",
            "chance_line", "TABLE_COLUMNS"]
@@ -74,23 +77,38 @@ class DemoConfig:
     pretrain_overrides: list[str] = field(default_factory=list)  # dotted key=value for step 2
 
     def __post_init__(self) -> None:
-        if self.scale <= 0:
-            raise ConfigError(f"demo.scale: expected a positive number, got {self.scale}")
-        if self.videos < 2 * self.num_classes:
-            raise ConfigError(f"demo.videos: expected >= 2 * num_classes = "
-                              f"{2 * self.num_classes}, got {self.videos}")
-        from videopeft.data.synthetic import BENCHMARKS
+        check(*self._problems())
 
-        if self.benchmark not in BENCHMARKS:
-            raise ConfigError(f"demo.benchmark: expected one of {sorted(BENCHMARKS)}, "
-                              f"got {self.benchmark!r}")
-        if not 2 <= self.num_classes <= len(BENCHMARKS[self.benchmark]):
-            raise ConfigError(f"demo.num_classes: the {self.benchmark} benchmark has "
-                              f"{len(BENCHMARKS[self.benchmark])} classes, got {self.num_classes}")
-        self.frames_range = tuple(int(f) for f in self.frames_range)  # type: ignore[assignment]
-        if self.scratch_method not in self.methods:
-            raise ConfigError(f"demo.scratch_method: {self.scratch_method!r} must be one of "
-                              f"demo.methods {self.methods} (its pretrained row is the reference)")
+    def _problems(self) -> list[Problem | None]:
+        """Every problem of the section (keys without the ``demo.`` prefix; the loader adds it)."""
+        problems: list[Problem | None] = [
+            None if self.scale > 0 else
+            Problem(f"expected a positive number, got {self.scale}", "scale"),
+            None if self.videos >= 2 * self.num_classes else
+            Problem(f"expected >= 2 * num_classes = {2 * self.num_classes}, got {self.videos}",
+                    "videos"),
+            one_of("benchmark", self.benchmark, sorted(BENCHMARKS)),
+            None if 1 <= self.frames_range[0] <= self.frames_range[1] else
+            Problem(f"expected 1 <= low <= high, got {list(self.frames_range)}", "frames_range"),
+            *(one_of("methods", m, list(METHOD_CONFIGS)) for m in self.methods),
+            *(one_of("study_methods", m, list(METHOD_CONFIGS)) for m in self.study_methods),
+            *(None if isinstance(f, int) and f > 0 else
+              Problem(f"expected positive frame counts, got {f!r}", "study_frames")
+              for f in self.study_frames),
+            None if self.scratch_method in self.methods else
+            Problem(f"expected one of demo.methods {self.methods} (its pretrained row is the "
+                    f"reference), got {self.scratch_method!r}", "scratch_method"),
+        ]
+        if self.benchmark in BENCHMARKS and not 2 <= self.num_classes <= len(
+                BENCHMARKS[self.benchmark]):
+            problems.append(Problem(f"the {self.benchmark} benchmark has "
+                                    f"{len(BENCHMARKS[self.benchmark])} classes, got "
+                                    f"{self.num_classes}", "num_classes"))
+        try:
+            parse_overrides(list(self.pretrain_overrides))
+        except ConfigError as err:
+            problems += [Problem(p.message, "pretrain_overrides") for p in err.problems]
+        return problems
 
     @property
     def num_videos(self) -> int:
@@ -98,30 +116,37 @@ class DemoConfig:
 
 
 def load_demo_config(path: str | os.PathLike, overrides: list[str] | None = None
-                     ) -> tuple[DemoConfig, dict]:
-    """The `demo:` section as a DemoConfig and the other sections (with overrides) as a dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
-    extra = parse_overrides(list(overrides or []))
-    demo_raw = {**(raw.pop("demo", None) or {}), **(extra.pop("demo", None) or {})}
-    names = {f.name for f in dataclasses.fields(DemoConfig)}
-    unknown = sorted(set(demo_raw) - names)
-    if unknown:
-        raise ConfigError(f"{path}: demo.{unknown[0]}: unknown key "
-                          f"(known: {', '.join(sorted(names))})")
-    demo = DemoConfig(**demo_raw)
-    base = _merge(raw, extra)
-    return demo, base
+                     ) -> tuple[DemoConfig, Sources]:
+    """The `demo:` section as a DemoConfig, and the other sections (with the overrides) as the
+    `Sources` every run of the demo is built from. ConfigError names the file and line (or the
+    command line) of every bad demo key."""
+    return _split(read_sources(path, overrides))
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
-    return out
+def _split(sources: Sources) -> tuple[DemoConfig, Sources]:
+    demo = build_section(DemoConfig, sources.values.get("demo") or {}, sources, "demo")
+    return demo, sources.without("demo")
+
+
+def _check_runs(demo: DemoConfig, base: Sources, sources: Sources) -> RunConfig:
+    """Build (without path checks) every run config the demo will start; returns the base one.
+
+    A problem in a ``demo.pretrain_overrides`` key is blamed on that list's line."""
+    base_cfg = build_run_config(base, check_paths=False)
+    tubelet = base_cfg.model.tubelet_size
+    problems = [Problem(f"expected multiples of model.tubelet_size={tubelet}, got {f}",
+                        "demo.study_frames", sources.where("demo", "study_frames"))
+                for f in demo.study_frames if f % tubelet]
+    given = {item.split("=", 1)[0] for item in demo.pretrain_overrides}
+    at = sources.where("demo", "pretrain_overrides")
+    try:
+        build_run_config(_pretrain_sources(demo, base, Path(demo.out) / "pretrain"),
+                         check_paths=False)
+    except ConfigError as err:
+        problems += [dataclasses.replace(p, where=at) if p.key in given else p
+                     for p in err.problems]
+    check(*problems)
+    return base_cfg
 
 
 # ============================================================================= steps
@@ -133,13 +158,13 @@ class _Timer:
         self.path = path
         self.spent: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
 
-    def run(self, step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def run(self, step: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
             self.spent[step] = self.spent.get(step, 0.0) + time.perf_counter() - start
-            atomic_write_text(self.path, json.dumps(self.spent, indent=1) + "\n")
+            atomic_write_json(self.path, self.spent, indent=1)
 
     @property
     def total(self) -> float:
@@ -147,8 +172,6 @@ class _Timer:
 
 
 def _write_data(demo: DemoConfig, out: Path) -> Path:
-    from videopeft.data.synthetic import write_synthetic
-
     data = out / "data"
     if (data / "synthetic.json").is_file():
         _log.info("data: %s exists, skipped", data)
@@ -164,26 +187,20 @@ def _data_overrides(data: Path) -> dict:
                      "annotation": str(data / "annotations")}}
 
 
-def _pretrain(demo: DemoConfig, base: dict, out: Path) -> Path:
-    from .pretrain import pretrain
+def _pretrain_sources(demo: DemoConfig, base: Sources, run_dir: Path) -> Sources:
+    """The pre-training run: the base with `demo.pretrain_overrides`, resumable, no method."""
+    settings = base.override({"output_dir": str(run_dir), "train": {"resume": "auto"}})
+    return settings.override(parse_overrides(list(demo.pretrain_overrides))).without(
+        "method", "eval")
 
+
+def _pretrain(demo: DemoConfig, base: Sources, out: Path) -> Path:
     run_dir = out / "pretrain"
     path = run_dir / "checkpoints" / "pretrain.pth"
     if path.is_file():
         _log.info("pretrain: %s exists, skipped", path)
         return path
-    settings = _merge(base, {"output_dir": str(run_dir), "train": {"resume": "auto"}})
-    settings = _merge(settings, parse_overrides(demo.pretrain_overrides))
-    settings.pop("method", None)
-    settings.pop("eval", None)
-    return pretrain(load_config(None, settings), run_name="pretrain")
-
-
-def _cells(demo: DemoConfig, frames: int) -> list[tuple[str, int]]:
-    """(method, frames) of every pretrained fine-tuning run, table first."""
-    cells = [(m, frames) for m in demo.methods]
-    cells += [(m, f) for m in demo.study_methods for f in demo.study_frames if (m, f) not in cells]
-    return cells
+    return pretrain(build_run_config(_pretrain_sources(demo, base, run_dir)), run_name="pretrain")
 
 
 _EXTENDABLE = ("out", "methods", "study_frames", "study_methods")  # more cells reuse finished ones
@@ -200,12 +217,12 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return changed
 
 
-def _check_settings(out: Path, demo: DemoConfig, base: dict) -> None:
+def _check_settings(out: Path, demo: DemoConfig, base: Sources) -> None:
     """Record the settings in `out/settings.json`, or refuse to finish a demo folder whose
     finished steps were made with other settings (they would be reused silently). Adding
     methods or frame counts is allowed: only the new cells run."""
     settings = {"demo": {k: v for k, v in dataclasses.asdict(demo).items()
-                         if k not in _EXTENDABLE}, **base}
+                         if k not in _EXTENDABLE}, **base.values}
     settings = json.loads(json.dumps(settings, default=list))  # tuples -> lists, as stored
     path = out / "settings.json"
     fix = f"set demo.out to a new folder, or delete {out}"
@@ -224,20 +241,18 @@ def _check_settings(out: Path, demo: DemoConfig, base: dict) -> None:
 
 def run_demo(cfg_path: str | os.PathLike, overrides: list[str] | None = None) -> Path:
     """Run (or finish) every step of the demo; returns the path of REPORT.md."""
-    demo, base = load_demo_config(cfg_path, overrides)
+    sources = read_sources(cfg_path, overrides)
+    demo, base = _split(sources)
+    base_cfg = _check_runs(demo, base, sources)  # every problem before any work
     out = Path(demo.out)
-    base_cfg = load_config(None, base, check_paths=False)  # every problem before any work
     frames = base_cfg.data.num_frames
-    for f in demo.study_frames:
-        if f % base_cfg.model.tubelet_size:
-            raise ConfigError(f"demo.study_frames: {f} is not a multiple of model.tubelet_size")
     _check_settings(out, demo, base)
     timer = _Timer(out / "timings.json")
 
     _log.info("[1/5] synthetic %s benchmark (%d videos, SSv2 layout)", demo.benchmark,
               demo.num_videos)
     data = timer.run("data", _write_data, demo, out)
-    base = _merge(base, _data_overrides(data))
+    base = base.override(_data_overrides(data))
 
     _log.info("[2/5] VideoMAE masked pre-training (no labels)")
     backbone = timer.run("pretrain", _pretrain, demo, base, out)
@@ -245,14 +260,14 @@ def run_demo(cfg_path: str | os.PathLike, overrides: list[str] | None = None) ->
     _log.info("[3/5] fine-tuning from the pre-trained backbone: %s at %d frames; frame study %s "
               "x %s", ", ".join(demo.methods), frames, demo.study_frames,
               ", ".join(demo.study_methods))
-    tuned = load_config(None, _merge(base, {"model": {"pretrained": str(backbone)}}))
+    tuned = build_run_config(base.override({"model": {"pretrained": str(backbone)}}))
     runs = out / "runs"
     timer.run("finetune", run_frame_study, tuned, [frames], demo.methods, out_dir=runs)
     study = timer.run("frame_study", run_frame_study, tuned, demo.study_frames,
                       demo.study_methods, out_dir=runs)
 
     _log.info("[4/5] from scratch (no pre-training): %s at %d frames", demo.scratch_method, frames)
-    scratch_cfg = load_config(None, _merge(base, {"model": {"pretrained": ""}}))
+    scratch_cfg = build_run_config(base.override({"model": {"pretrained": ""}}))
     timer.run("scratch", run_frame_study, scratch_cfg, [frames], [demo.scratch_method],
               out_dir=out / "scratch")
 
@@ -279,10 +294,6 @@ _WORDS = {2: "two", 3: "three", 4: "four"}
 
 def _benchmark_story(benchmark: str) -> str:
     """One clause on what decides a class, for the report's first paragraph."""
-    from fractions import Fraction
-
-    from videopeft.data.synthetic import STRIPE_CLASSES, STRIPE_EVIDENCE
-
     if benchmark == "motion":
         return "the class is how one object moves"
     others = len(STRIPE_CLASSES) - 1
@@ -342,28 +353,6 @@ def trend_checks(rows: list[dict], study: list[dict], scratch_method: str,
     return lines
 
 
-def _plot_losses(rows: list[dict], out: Path, path: Path) -> Path:
-    """Training loss of every table row on one chart."""
-    fig, ax = report.plt.subplots(figsize=(6, 4))
-    for r in rows:
-        events = [e for e in read_jsonl(out / r["dir"] / "log.jsonl") if e.get("event") == "train"]
-        label = r["method"] + ("" if r["pretrained"] == "yes" else " (scratch)")
-        ax.plot([e["step"] for e in events], [e["loss"] for e in events], label=label)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return report._save(fig, path)  # the report module's atomic PNG writer
-
-
-def _machine() -> str:
-    cpu = cpu_name()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    threads = torch.get_num_threads()
-    return (f"{cpu}, {os.cpu_count()} logical cores (torch threads {threads}), {gpu}; "
-            f"Python {platform.python_version()}, torch {torch.__version__}, {platform.system()}")
-
-
 def _shown_path(path: str | os.PathLike) -> str:
     """`path` relative to the working directory when it lies inside it (as a user would type it)."""
     relative = os.path.relpath(path)
@@ -377,7 +366,8 @@ def write_report(demo: DemoConfig, cfg_path: str | os.PathLike, out: Path, frame
     figs = out / "report"
     figs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "runs" / "frame_study.png", figs / "frame_study.png")
-    _plot_losses(rows, out, figs / "loss_curves.png")
+    plot_losses({r["method"] + ("" if r["pretrained"] == "yes" else " (scratch)"):
+                 out / r["dir"] / "log.jsonl" for r in rows}, figs / "loss_curves.png")
     best = max((r for r in rows if r["pretrained"] == "yes"), key=lambda r: r["video_top1"])
     shutil.copyfile(out / best["dir"] / "plots" / "confusion_matrix.png",
                     figs / "confusion_matrix.png")
@@ -408,7 +398,7 @@ def write_report(demo: DemoConfig, cfg_path: str | os.PathLike, out: Path, frame
         f"{results['fusion']}); clips/s is training throughput. Hyper-parameters were not tuned "
         f"on this validation split (the config's comments say where they come from).",
         "",
-        f"Machine: {_machine()}. Wall time: {timer.total / 60:.1f} min "
+        f"Machine: {machine_summary()}. Wall time: {timer.total / 60:.1f} min "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in timer.spent.items())}).",
         "",
         f"## Methods at {frames} frames",

@@ -1,0 +1,266 @@
+"""Annotation readers for SSv2, HMDB51, Kinetics and list files, and the layouts' file names.
+
+Readers return `(records, class_names)` with class indices that match the official ones, as
+mmaction2 builds them (open-mmlab/mmaction2: tools/data/parse_file_list.py): SSv2 from
+something-something-v2-labels.json, HMDB51 from the sorted class names, Kinetics from the sorted
+train labels. A malformed annotation raises `ConfigError` with one line naming the file, the
+line (or JSON entry) and the problem.
+
+The file names below are the one definition of each layout on disk: the readers look for them
+and the synthetic writer (`videopeft.data.synthetic`) writes them. A torch-free module.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from videopeft.constants import LAYOUTS, SPLITS
+from videopeft.errors import ConfigError, check, one_of
+
+__all__ = ["VideoRecord", "read_annotations", "VIDEO_EXTENSIONS", "SSV2_PREFIX",
+           "SSV2_SPLIT_FILES", "SSV2_LABELS_FILE", "ssv2_class_name", "ssv2_video_name",
+           "HMDB_SPLITS", "HMDB_SPLIT_CODES", "HMDB_SPLIT_MARK", "hmdb_split_suffix",
+           "KINETICS_SPLIT_FILES", "KINETICS_FIELDS", "kinetics_label", "kinetics_video_name",
+           "LIST_SPLIT_FILES", "LIST_CLASSES_FILE"]
+
+VIDEO_EXTENSIONS = (".webm", ".mp4", ".avi", ".mkv", ".mov", ".m4v")
+
+# Something-Something-v2: JSON lists of {id, template, ...} and the template -> index map
+SSV2_PREFIX = "something-something-v2"
+SSV2_SPLIT_FILES = {"train": f"{SSV2_PREFIX}-train.json", "val": f"{SSV2_PREFIX}-validation.json"}
+SSV2_LABELS_FILE = f"{SSV2_PREFIX}-labels.json"
+
+# HMDB51: `<class>_test_split{1,2,3}.txt`, lines "<clip>.avi <code>"; code 0 = in neither split
+HMDB_SPLITS = (1, 2, 3)
+HMDB_SPLIT_CODES = {"train": 1, "val": 2}
+HMDB_SPLIT_MARK = "_test_split"
+
+# Kinetics: CSVs whose header starts with these fields (newer releases add split, is_cc)
+KINETICS_SPLIT_FILES = {"train": "train.csv", "val": "validate.csv"}
+KINETICS_FIELDS = ("label", "youtube_id", "time_start", "time_end")
+
+# the VideoMAE/AdaptFormer list: "<path> <label>" lines, the first of each split's names found
+LIST_SPLIT_FILES = {split: (f"{split}.txt", f"{split}.csv") for split in SPLITS}
+LIST_CLASSES_FILE = "classes.txt"
+
+
+def ssv2_class_name(template: str) -> str:
+    """An SSv2 class name: its template without the brackets (the labels file's keys)."""
+    return template.replace("[", "").replace("]", "")
+
+
+def ssv2_video_name(video_id: str) -> str:
+    """The file of SSv2 video `video_id` under the root."""
+    return f"{video_id}.webm"
+
+
+def hmdb_split_suffix(split_number: int) -> str:
+    """What the split files of official split `split_number` end with, after the class name."""
+    return f"{HMDB_SPLIT_MARK}{split_number}.txt"
+
+
+def kinetics_label(raw: str) -> str:
+    """mmaction2's class name: quotes removed, spaces to underscores."""
+    return raw.replace('"', "").replace(" ", "_")
+
+
+def kinetics_video_name(youtube_id: str, time_start: int, time_end: int) -> str:
+    """The file of one Kinetics clip, under its class folder."""
+    return f"{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of an annotation: its file and its 0-based class index."""
+
+    path: str
+    label: int
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"expected {' or '.join(map(repr, SPLITS))}, got {split!r}",
+                          key="split")
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ConfigError("annotation file not found", where=str(path))
+    return path
+
+
+def _load_json(path: Path) -> object:
+    """Parse a JSON file; syntax errors name the file and line."""
+    try:
+        return json.loads(_existing_file(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"invalid JSON: {err.msg}", where=f"{path}:{err.lineno}") from None
+
+
+def _ssv2_class_map(path: Path) -> dict[str, int]:
+    """something-something-v2-labels.json: template without brackets -> class index string."""
+    labels = _load_json(path)
+    if not isinstance(labels, dict):
+        raise ConfigError("expected a mapping of template -> class index", where=str(path))
+    out: dict[str, int] = {}
+    for template, index in labels.items():
+        if not (isinstance(index, str) and index.isdigit()):
+            raise ConfigError(f"template {template!r}: expected a class index string, "
+                              f"got {index!r}", where=str(path))
+        out[template] = int(index)
+    if sorted(out.values()) != list(range(len(out))):
+        raise ConfigError(f"class indices must be 0..{len(out) - 1}, each used once",
+                          where=str(path))
+    return out
+
+
+def _read_ssv2(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
+    folder = annotation.parent if annotation.is_file() else annotation
+    split_file = annotation if annotation.is_file() else folder / SSV2_SPLIT_FILES[split]
+    class_map = _ssv2_class_map(folder / SSV2_LABELS_FILE)
+    entries = _load_json(split_file)
+    if not isinstance(entries, list):
+        raise ConfigError("expected a JSON list of videos", where=str(split_file))
+    records = []
+    for i, entry in enumerate(entries):
+        where = f"{split_file}: entry {i}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"expected an object, got {type(entry).__name__}", where=where)
+        for key in ("id", "template"):
+            if key not in entry:
+                raise ConfigError(f"missing field {key!r}", where=where)
+        template = ssv2_class_name(str(entry["template"]))
+        if template not in class_map:
+            raise ConfigError(f"template {template!r} not in {SSV2_LABELS_FILE}", where=where)
+        records.append(VideoRecord(str(root / ssv2_video_name(entry["id"])), class_map[template]))
+    names = sorted(class_map, key=class_map.get)
+    return records, names
+
+
+def _read_hmdb51(root: Path, annotation: Path, split: str,
+                 hmdb_split: int) -> tuple[list[VideoRecord], list[str]]:
+    check(one_of("hmdb_split", hmdb_split, HMDB_SPLITS))
+    folder = annotation.parent if annotation.is_file() else annotation
+    suffix = hmdb_split_suffix(hmdb_split)
+    files = sorted(folder.glob(f"*{suffix}"))
+    if not files:
+        raise ConfigError(f"no '*{suffix}' split files", where=str(folder))
+    classes = [f.name[:-len(suffix)] for f in files]  # sorted names = mmaction2's class index
+    want, records = HMDB_SPLIT_CODES[split], []
+    for label, (name, path) in enumerate(zip(classes, files)):
+        for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            where = f"{path}:{lineno}"
+            if len(parts) != 2:
+                raise ConfigError(f"expected '<clip>.avi <split code>', got {line.strip()!r}",
+                                  where=where)
+            clip, code = parts
+            if code not in ("0", "1", "2"):
+                raise ConfigError(f"unknown split code {code!r} (expected 0, 1 or 2)",
+                                  where=where)
+            if int(code) == want:
+                records.append(VideoRecord(str(root / name / clip), label))
+    return records, classes
+
+
+def _read_kinetics_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row of a Kinetics CSV, header checked."""
+    rows = []
+    with _existing_file(path).open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip() for h in next(reader, [])]
+        if tuple(header[:4]) != KINETICS_FIELDS:
+            raise ConfigError(f"expected header starting '{','.join(KINETICS_FIELDS)}', "
+                              f"got {','.join(header)!r}", where=f"{path}:1")
+        for row in reader:
+            if not row:
+                continue
+            where = f"{path}:{reader.line_num}"
+            if len(row) != len(header):
+                raise ConfigError(f"expected {len(header)} fields, got {len(row)}", where=where)
+            values = dict(zip(header, row))
+            for key in ("time_start", "time_end"):
+                if not values[key].strip().isdigit():
+                    raise ConfigError(f"expected an integer, got {values[key]!r}", key=key,
+                                      where=where)
+            rows.append((reader.line_num, values))
+    return rows
+
+
+def _read_kinetics(root: Path, annotation: Path,
+                   split: str) -> tuple[list[VideoRecord], list[str]]:
+    folder = annotation.parent if annotation.is_file() else annotation
+    split_file = annotation if annotation.is_file() else folder / KINETICS_SPLIT_FILES[split]
+    train_file = folder / KINETICS_SPLIT_FILES["train"]
+    train_rows = _read_kinetics_csv(train_file)
+    classes = sorted({kinetics_label(row["label"]) for _, row in train_rows})
+    index = {name: i for i, name in enumerate(classes)}
+    rows = train_rows if split_file == train_file else _read_kinetics_csv(split_file)
+    records = []
+    for lineno, row in rows:
+        label = kinetics_label(row["label"])
+        if label not in index:
+            raise ConfigError(f"label {label!r} not in the class map (the labels of "
+                              f"{train_file.name})", where=f"{split_file}:{lineno}")
+        name = kinetics_video_name(row["youtube_id"], int(row["time_start"]),
+                                   int(row["time_end"]))
+        records.append(VideoRecord(str(root / label / name), index[label]))
+    return records, classes
+
+
+def _read_list(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
+    if annotation.is_file():
+        path = annotation
+    else:
+        candidates = [annotation / name for name in LIST_SPLIT_FILES[split]]
+        path = next((c for c in candidates if c.is_file()), candidates[0])
+    classes_file = path.parent / LIST_CLASSES_FILE
+    classes = ([ln.strip() for ln in classes_file.read_text().splitlines() if ln.strip()]
+               if classes_file.is_file() else [])
+    records = []
+    for lineno, line in enumerate(_existing_file(path).read_text().splitlines(), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        parts = line.split(" ")
+        if len(parts) != 2 or not parts[0]:
+            raise ConfigError(f"expected '<path> <label>', got {line!r}", where=where)
+        name, raw = parts
+        if not raw.isdigit():
+            raise ConfigError(f"expected a non-negative integer, got {raw!r}", key="label",
+                              where=where)
+        label = int(raw)
+        if classes and label >= len(classes):
+            raise ConfigError(f"label {label} not in the class map ({classes_file.name} has "
+                              f"{len(classes)} classes)", where=where)
+        video = Path(name)
+        records.append(VideoRecord(str(video if video.is_absolute() else root / video), label))
+    if not classes:
+        classes = [str(i) for i in range(max((r.label for r in records), default=-1) + 1)]
+    return records, classes
+
+
+def read_annotations(layout: str, root: str | os.PathLike, annotation: str | os.PathLike,
+                     split: str, hmdb_split: int = 1) -> tuple[list[VideoRecord], list[str]]:
+    """Videos and class names of one split ("train" | "val") of a dataset on disk.
+
+    `annotation` is the annotation file or the folder holding the layout's files (the names
+    defined above); empty means `root`. A list folder may hold `classes.txt`, one class per line.
+    """
+    check(one_of("layout", layout, LAYOUTS))
+    _check_split(split)
+    root_path = Path(root)
+    ann = Path(annotation) if str(annotation) else root_path
+    if layout == "ssv2":
+        return _read_ssv2(root_path, ann, split)
+    if layout == "hmdb51":
+        return _read_hmdb51(root_path, ann, split, hmdb_split)
+    if layout == "kinetics":
+        return _read_kinetics(root_path, ann, split)
+    return _read_list(root_path, ann, split)
