@@ -28,6 +28,8 @@ Run folder: README.md, "What a run writes".
 Raises:
     ConfigError: the config does not fit the data or model (before any step).
     CheckpointError: a resume checkpoint is unreadable or belongs to another model/method.
+    FloatingPointError: a non-finite loss, noted on the device each step and raised with its step
+        at the next log step, checkpoint or epoch end (`hostsync.LossWatch`).
 """
 from __future__ import annotations
 
