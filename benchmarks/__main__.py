@@ -23,7 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="torch threads (default: every core this process may use)")
     gpu = parser.add_argument_group("gpu suite")
     gpu.add_argument("--device", default="auto", help="auto (cuda if available) | cuda[:N] | cpu")
-    gpu.add_argument("--batch", type=int, default=None, help="clips per step (default 8; quick 2)")
+    gpu.add_argument("--batch", type=int, default=None,
+                     help="clips per step (default: sized to the card, see training.CARD_BATCH; "
+                          "quick 2)")
     gpu.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto",
                      help="autocast dtype (auto: bf16 on CUDA, off on CPU)")
     gpu.add_argument("--peak-tflops", type=float, default=None,
@@ -32,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="torch.compile backend (default: inductor on CUDA, aot_eager on CPU)")
     gpu.add_argument("--profile", action="store_true",
                      help="also write a torch.profiler table and trace of the AdaptMLP step")
+    gpu.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                     help="skip the sections that would start after this many seconds; the "
+                          "JSON is rewritten after every section")
     return parser.parse_args(argv)
 
 
@@ -58,8 +63,12 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
 
         opts = gpu_suite.options(device, quick=args.quick, batch=args.batch, amp=args.amp,
                                  peak_override=args.peak_tflops,
-                                 compile_backend=args.compile_backend, profile=args.profile)
-        sections = gpu_suite.run(opts, report.stem(args.out, meta))
+                                 compile_backend=args.compile_backend, profile=args.profile,
+                                 time_budget_s=args.time_budget)
+        sections = gpu_suite.run(opts, report.stem(args.out, meta),
+                                 on_section=lambda record: report.write_partial(
+                                     args.out, meta | {"seconds": time.perf_counter() - start},
+                                     record))
         markdown = gpu_suite.markdown(sections) + [""] + gpu_suite.markdown_goals(
             sections["goals"])
     meta["seconds"] = time.perf_counter() - start

@@ -51,3 +51,15 @@ def write(out_dir: Path, meta: dict, sections: dict, markdown: list[str]) -> tup
     json_path.write_text(json.dumps(_finite({"meta": meta, **sections}), indent=2) + "\n")
     md_path.write_text("\n".join(header(meta) + markdown) + "\n")
     return json_path, md_path
+
+
+def write_partial(out_dir: Path, meta: dict, sections: dict) -> Path:
+    """The JSON record of a run still going (`meta.partial` true): what a run stopped from
+    outside leaves; `write` replaces it at the end."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = stem(out_dir, meta).with_suffix(".json")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_finite({"meta": meta | {"partial": True}, **sections}), indent=2)
+                   + "\n")
+    tmp.replace(path)
+    return path

@@ -57,6 +57,12 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
 
 ATTENTION_OP_PREFIX = "aten::_scaled_dot_product"
 
+# The batch a GPU run uses unless --batch is given: the largest whose heaviest step at 16 frames
+# (HF VideoMAE eager + adapter: fp32 softmax of every attention map kept for backward, about
+# 2.5 GiB per ViT-B 16x224 clip) fits in about half the card, the rest left for the 32-frame rows.
+# (minimum GiB of the card, clips per step), largest first.
+CARD_BATCH: tuple[tuple[float, int], ...] = ((120.0, 32), (60.0, 16), (0.0, 8))
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -148,6 +154,15 @@ def peak_tflops(device: torch.device, override: float | None) -> tuple[float | N
         if key.lower() in name.lower():
             return tflops, f"table: {key}"
     return None, f"none ({name} is not in PEAK_BF16_TFLOPS; pass --peak-tflops)"
+
+
+def batch_for_card(device: torch.device) -> tuple[int, str]:
+    """Clips per step for a full-size run on `device` (CARD_BATCH), and why."""
+    if device.type != "cuda":
+        return 8, "default (not a GPU)"
+    gib = torch.cuda.get_device_properties(device).total_memory / 2**30
+    batch = next(b for least, b in CARD_BATCH if gib >= least)
+    return batch, f"card: {gib:.0f} GiB (CARD_BATCH)"
 
 
 def _profile(step: Callable[[], Any], device: torch.device, steps: int) -> Any:

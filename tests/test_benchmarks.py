@@ -238,6 +238,30 @@ def test_a_failed_measurement_is_recorded_and_the_report_still_renders(gpu_recor
     assert "| vpt | 32 | failed: `RuntimeError" in md
 
 
+def test_a_section_past_the_time_budget_is_skipped_not_run(tmp_path):
+    from benchmarks import report
+
+    ran = []
+    skipped = gpu_suite.guarded("compile", lambda: ran.append(1) or {}, torch.device("cpu"),
+                                deadline=0.0)  # time.monotonic() is past it
+    assert skipped == {"error": "skipped: past the time budget"} and ran == []
+    meta = {"date": "2026-01-01", "device": {"slug": "cpu-2core"}, "suite": "gpu", "quick": True}
+    path = report.write_partial(tmp_path, meta, {"methods": {}, "compile": skipped})
+    assert json.loads(path.read_text())["meta"]["partial"] is True
+
+
+@pytest.mark.parametrize("gib,batch", [(141.0, 32), (80.0, 16), (40.0, 8)])
+def test_the_gpu_batch_follows_the_card_memory(monkeypatch, gib, batch):
+    from types import SimpleNamespace
+
+    from benchmarks.training import batch_for_card
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: SimpleNamespace(total_memory=gib * 2**30))
+    assert batch_for_card(torch.device("cuda"))[0] == batch
+    assert batch_for_card(torch.device("cpu"))[0] == 8
+
+
 def test_child_peak_rss_is_its_own_not_the_parents() -> None:
     """Linux carries ru_maxrss across fork and exec; the methods children must not report the
     peak of the big process that started them."""

@@ -48,7 +48,7 @@ def test_merged_and_unmerged_give_the_same_logits_and_unmerge_restores(tiny_vit,
     assert peft.unmerge_lora(tiny_vit) == 8
     for name, p in tiny_vit.named_parameters():
         torch.testing.assert_close(p, weights[name], atol=1e-6, rtol=0)
-    torch.testing.assert_close(tiny_vit(clip), unmerged, atol=1e-6, rtol=0)
+    torch.testing.assert_close(tiny_vit(clip), unmerged, atol=1e-5, rtol=0)  # as merged
 
 
 def test_merge_refuses_a_non_finite_update(tiny_vit):

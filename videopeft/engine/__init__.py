@@ -7,10 +7,11 @@
 Modules: train (the `Recipe`: setup -> resume -> train -> finish), tasks (what a run optimises:
 model, loss, export), optim (parameter groups, layer decay, schedule), pretrain (the
 masked-autoencoder task), evaluate (multi-view protocol, results.json), distributed (torchrun
-env, collectives, resumable sampler), loaders, checkpoint (atomic full-state files, resume),
-metrics (fusion, top-k), logging (JSONL + TensorBoard; torch-free), report (plots, tables),
-builder (config -> model/precision/output folder), machine (CPU/GPU names), infer (adapter ->
-predictions, LoRA merge), cli (one-line errors for tools; torch-free). Studies built on the engine
+env, collectives, resumable sampler), hostsync (where the step loop may wait for the GPU),
+loaders, checkpoint (atomic full-state files, resume), metrics (fusion, top-k), logging (JSONL +
+TensorBoard; torch-free), report (plots, tables), builder (config -> model/precision/output
+folder), machine (CPU/GPU names), infer (adapter -> predictions, LoRA merge), cli (one-line
+errors for tools; torch-free). Studies built on the engine
 (frame study, demo) are in `videopeft.studies`.
 Submodules are imported on use, so `videopeft.engine.metrics` does not pull in the loop.
 """

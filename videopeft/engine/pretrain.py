@@ -25,7 +25,7 @@ import torch.nn as nn
 from videopeft.config import RunConfig
 from videopeft.models import load_pretrained
 from videopeft.models.pos_embed import Grid
-from videopeft.models.pretrain import create_pretrain_model, tube_mask
+from videopeft.models.pretrain import create_pretrain_model, masked_per_slice, tube_mask
 
 from .checkpoint import atomic_save
 from .tasks import Task
@@ -69,14 +69,23 @@ class PretrainTask(Task):
     def mask(self, batch: int, device: torch.device, generator: torch.Generator | None = None
              ) -> torch.Tensor:
         """A tube mask per clip over the encoder's token grid (True = masked)."""
-        return tube_mask(batch, self.grid, self.mask_ratio, generator=generator).to(device)
+        mask = tube_mask(batch, self.grid, self.mask_ratio, generator=generator)
+        if device.type == "cuda":  # a copy from pageable memory would wait for the GPU
+            return mask.pin_memory().to(device, non_blocking=True)
+        return mask.to(device)
+
+    @property
+    def num_masked(self) -> int:
+        """Masked tokens per clip of every `mask`: passing it spares the model a host sync."""
+        return self.grid[0] * masked_per_slice(self.grid, self.mask_ratio)
 
     def loss(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return model(clips, self.mask(clips.shape[0], clips.device))
+        return model(clips, self.mask(clips.shape[0], clips.device), num_masked=self.num_masked)
 
     def flops_forward(self, model: nn.Module, x: torch.Tensor) -> Any:
         gen = torch.Generator().manual_seed(0)  # leaves the training RNG stream alone
-        return model(x, self.mask(x.shape[0], x.device, generator=gen))
+        return model(x, self.mask(x.shape[0], x.device, generator=gen),
+                     num_masked=self.num_masked)
 
     def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str]
                ) -> Path:

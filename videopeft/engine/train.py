@@ -28,6 +28,8 @@ Run folder: README.md, "What a run writes".
 Raises:
     ConfigError: the config does not fit the data or model (before any step).
     CheckpointError: a resume checkpoint is unreadable or belongs to another model/method.
+    FloatingPointError: a non-finite loss, noted on the device each step and raised with its step
+        at the next log step, checkpoint or epoch end (`hostsync.LossWatch`).
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ from .builder import (Precision, count_params, gflops_per_view, peak_memory_mb,
 from .checkpoint import (CheckpointManager, find_resume, load_checkpoint, load_model_state,
                          model_state, rng_state, set_rng_state)
 from .evaluate import evaluate, evaluate_model, write_manifest
+from .hostsync import LossWatch, synchronize
 from .loaders import build_train_loader
 from .logging import MetricsLogger, setup_console_logging
 from .optim import build_optimizer, build_scheduler, scaled_lrs
@@ -105,6 +108,12 @@ class Throughput:
     def ready(self) -> bool:
         return not self.reported and self.steps >= self.window
 
+    @property
+    def needs_sync(self) -> bool:
+        """The step being timed starts or ends the window: wait for the GPU before timing it,
+        so the window spans device work, not only the host queueing it (steps never sync)."""
+        return not self.reported and (self.first is None or self.steps + 1 >= self.window)
+
     def summary(self, world: int) -> dict:
         """clips/s over all ranks, seconds per step, share of step time spent waiting for data.
 
@@ -146,6 +155,7 @@ class Recipe:
         self._setup_data(manifest)
         self._setup_model()
         self._setup_optimizer()
+        self.loss_watch = LossWatch(self.device)
         self.checkpoints = CheckpointManager(self.out_dir / "checkpoints",
                                              keep_last=self.cfg.train.keep_last,
                                              enabled=self.info.is_main)
@@ -247,7 +257,8 @@ class Recipe:
         return self.cfg.method.to_dict() if self.task.validates else {}
 
     def save(self) -> None:
-        """A step checkpoint (and last.pt) at the current position."""
+        """A step checkpoint (and last.pt) at the current position (never after a NaN loss)."""
+        self.loss_watch.check()
         self.checkpoints.save(self.state_dict(), self.pos.step)
         self.last_saved = self.pos.step
 
@@ -302,6 +313,8 @@ class Recipe:
             while pos.epoch_step < self.steps_per_epoch and pos.step < self.max_steps:
                 step_start = time.perf_counter()
                 loss, data_time = self.train_step(batches)
+                if self.meter.needs_sync:
+                    synchronize(self.device)
                 pos.step += 1
                 pos.epoch_step += 1
                 progress.update(1)
@@ -331,9 +344,7 @@ class Recipe:
                     loss = task.loss(self.ddp_model, clips, labels) / t.accum_steps
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach()
-        if not torch.isfinite(loss_sum):
-            raise FloatingPointError(f"loss is {loss_sum.item()} at step {self.pos.step} (epoch "
-                                     f"{self.pos.epoch}); lower the lr or check the data")
+        self.loss_watch.observe(loss_sum, self.pos.step, self.pos.epoch)  # checked on log steps
         if t.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
@@ -353,6 +364,7 @@ class Recipe:
         if self.meter.ready:
             self._report_efficiency()
         if step % t.log_every == 0 or step == self.max_steps:
+            self.loss_watch.check()
             loss_value = dist.all_reduce_mean(loss, self.device)
             lr = max(g["lr"] for g in self.optimizer.param_groups)
             self.logger.log("train", step, epoch=self.pos.epoch, loss=loss_value, lr=lr,
@@ -364,6 +376,7 @@ class Recipe:
     def _end_epoch(self, epoch: int) -> None:
         """Validate (every `eval_every` epochs), keep the best, checkpoint (every `save_every`)."""
         t = self.cfg.train
+        self.loss_watch.check()
         self.pos.epoch, self.pos.epoch_step = epoch + 1, 0
         if self.val_set is not None and (epoch + 1) % t.eval_every == 0:
             self.validate(epoch)
@@ -407,6 +420,7 @@ class Recipe:
     def finish(self) -> dict:
         """Final checkpoint, export, multi-view evaluation (results.json) and plots."""
         cfg, info, out_dir = self.cfg, self.info, self.out_dir
+        self.loss_watch.check()
         if self.last_saved != self.pos.step:
             self.save()
         if not self.meter.reported:

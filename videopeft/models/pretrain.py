@@ -28,8 +28,8 @@ from .archs import DECODER_ARCHS
 from .pos_embed import Grid, sinusoid_table
 from .vit import Block, LayerNorm, VideoViT, create_model
 
-__all__ = ["tube_mask", "patchify", "unpatchify", "PretrainDecoder", "PretrainVideoMAE",
-           "create_pretrain_model"]
+__all__ = ["tube_mask", "masked_per_slice", "mask_indices", "take_tokens", "patchify",
+           "unpatchify", "PretrainDecoder", "PretrainVideoMAE", "create_pretrain_model"]
 
 # added to the std, not the variance (MCG-NJU/VideoMAE:engine_for_pretraining.py)
 _TARGET_EPS = 1e-6
@@ -44,7 +44,7 @@ def tube_mask(batch: int, grid: Grid, ratio: float,
     """
     t, h, w = grid
     per_slice = h * w
-    num_masked = int(ratio * per_slice)
+    num_masked = masked_per_slice(grid, ratio)
     if not 0 < num_masked < per_slice:
         raise ValueError(f"mask ratio {ratio} masks {num_masked} of {per_slice} tokens per slice; "
                          f"need at least one masked and one visible")
@@ -52,6 +52,11 @@ def tube_mask(batch: int, grid: Grid, ratio: float,
     spatial = torch.zeros(batch, per_slice, dtype=torch.bool)
     spatial.scatter_(1, order[:, :num_masked], True)
     return spatial.unsqueeze(1).expand(batch, t, per_slice).reshape(batch, t * per_slice)
+
+
+def masked_per_slice(grid: Grid, ratio: float) -> int:
+    """Tokens `tube_mask` masks in each time slice of `grid`; a clip has grid[0] times as many."""
+    return int(ratio * grid[1] * grid[2])
 
 
 def patchify(clips: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
@@ -156,21 +161,32 @@ class PretrainVideoMAE(nn.Module):
         table = sinusoid_table(math.prod(grid), self.decoder_pos_embed.shape[-1])
         return table.to(self.decoder_pos_embed.device)
 
-    def predict(self, clips: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def predict(self, clips: torch.Tensor, mask: torch.Tensor,
+                num_masked: int | None = None) -> torch.Tensor:
         """Clips (B, C, T, H, W) and mask (B, N) -> predictions (B, N_masked, tubelet*p*p*C).
 
         Masked tokens come out in their token order; the last axis is pixels with channel fastest.
+        `num_masked`: the masked count per sample when the caller knows it (the training task
+        does): a mask on the GPU is then checked there without a host sync (see `mask_indices`).
         """
+        visible, masked = mask_indices(mask, clips.shape[0], self.num_tokens(clips), num_masked)
+        return self._predict(clips, visible, masked)
+
+    def num_tokens(self, clips: torch.Tensor) -> int:
+        """Tokens of a clip batch (B, C, T, H, W): T/tubelet * H/patch * W/patch."""
+        t, h, w = clips.shape[2:]
+        return (t // self.tubelet) * (h // self.patch) * (w // self.patch)
+
+    def _predict(self, clips: torch.Tensor, visible: torch.Tensor,
+                 masked: torch.Tensor) -> torch.Tensor:
+        """`predict` from the visible and masked token indices (B, N_visible), (B, N_masked)."""
         tokens, grid = self.encoder.embed(clips)
-        b, n, d = tokens.shape
-        num_masked = _check_mask(mask, b, n)
-        visible = tokens[~mask].reshape(b, n - num_masked, d)
-        x = self.encoder_to_decoder(self.encoder.norm(self.encoder.forward_blocks(visible)))
-        pos = self.decoder_table(grid).to(x.dtype).expand(b, -1, -1)
-        dd = pos.shape[-1]
-        x = torch.cat([x + pos[~mask].reshape(b, -1, dd),
-                       self.mask_token.to(x.dtype) + pos[mask].reshape(b, -1, dd)], dim=1)
-        return self.decoder(x, num_masked)
+        x = self.encoder_to_decoder(self.encoder.norm(self.encoder.forward_blocks(
+            take_tokens(tokens, visible))))
+        pos = self.decoder_table(grid).to(x.dtype).expand(tokens.shape[0], -1, -1)
+        x = torch.cat([x + take_tokens(pos, visible),
+                       self.mask_token.to(x.dtype) + take_tokens(pos, masked)], dim=1)
+        return self.decoder(x, masked.shape[1])
 
     def _pixels(self, clips: torch.Tensor) -> torch.Tensor:
         """Normalised clips -> [0, 1] tubelet pixels (B, N, tubelet*p*p, C)."""
@@ -187,11 +203,12 @@ class PretrainVideoMAE(nn.Module):
             pixels = (pixels - mean) / (std + _TARGET_EPS)
         return rearrange(pixels, "b n p c -> b n (p c)")
 
-    def forward(self, clips: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over the masked tokens only."""
-        pred = self.predict(clips, mask)
-        target = self.target(clips)[mask].reshape(pred.shape)
-        return F.mse_loss(pred.float(), target)
+    def forward(self, clips: torch.Tensor, mask: torch.Tensor,
+                num_masked: int | None = None) -> torch.Tensor:
+        """Mean squared error over the masked tokens only (`num_masked`: see `predict`)."""
+        visible, masked = mask_indices(mask, clips.shape[0], self.num_tokens(clips), num_masked)
+        pred = self._predict(clips, visible, masked)
+        return F.mse_loss(pred.float(), take_tokens(self.target(clips), masked))
 
     @torch.no_grad()
     def reconstruct(self, clips: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -215,14 +232,44 @@ class PretrainVideoMAE(nn.Module):
 
 
 def _check_mask(mask: torch.Tensor, batch: int, num_tokens: int) -> int:
-    """Validate a (B, N) bool mask with the same masked count per sample; return that count."""
-    if mask.dtype != torch.bool or tuple(mask.shape) != (batch, num_tokens):
-        raise ValueError(f"mask must be bool of shape ({batch}, {num_tokens}), got "
-                         f"{mask.dtype} {tuple(mask.shape)}")
+    """Validate a (B, N) bool mask with the same masked count per sample; return that count.
+
+    Reads the mask's values: free for a CPU mask, one host sync for a mask on the GPU."""
+    _check_mask_shape(mask, batch, num_tokens)
     counts = mask.sum(dim=1)
     if not bool((counts == counts[0]).all()):
         raise ValueError(f"every sample must mask the same number of tokens, got {counts.tolist()}")
     return int(counts[0])
+
+
+def _check_mask_shape(mask: torch.Tensor, batch: int, num_tokens: int) -> None:
+    if mask.dtype != torch.bool or tuple(mask.shape) != (batch, num_tokens):
+        raise ValueError(f"mask must be bool of shape ({batch}, {num_tokens}), got "
+                         f"{mask.dtype} {tuple(mask.shape)}")
+
+
+def mask_indices(mask: torch.Tensor, batch: int, num_tokens: int,
+                 num_masked: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The visible and the masked token indices of a (B, N) bool mask, (B, N - M) and (B, M),
+    each in token order (what boolean indexing would pick, without its data-dependent shape).
+
+    Without `num_masked` the mask is checked by `_check_mask` (a host sync for a GPU mask). With
+    it, the equal-count check runs on the mask's device without stopping the host
+    (`torch._assert_async`: on a CPU it raises at once, on a GPU the next sync fails).
+    """
+    _check_mask_shape(mask, batch, num_tokens)
+    if num_masked is None:
+        num_masked = _check_mask(mask, batch, num_tokens)
+    else:
+        torch._assert_async((mask.sum(dim=1) == num_masked).all(),
+                            "every sample must mask num_masked tokens")
+    order = mask.to(torch.uint8).argsort(dim=1, stable=True)  # visible (0) first, then masked
+    return order[:, :num_tokens - num_masked], order[:, num_tokens - num_masked:]
+
+
+def take_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Tokens (B, N, D) at per-sample indices (B, K) -> (B, K, D)."""
+    return tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
 
 
 def create_pretrain_model(name: str, *, num_frames: int = 16, img_size: int = 224,

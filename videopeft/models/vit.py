@@ -53,7 +53,9 @@ class PatchEmbed3D(nn.Module):
                              f"{self.tubelet_size} frames x {self.patch_size}x{self.patch_size} px")
         x = self.proj(x)
         grid = tuple(x.shape[2:])
-        return rearrange(x, "b d t h w -> b (t h w) d"), grid
+        # contiguous: a transposed view would give the whole residual stream that layout (every
+        # residual add keeps it), so each LayerNorm and linear would copy it again
+        return rearrange(x, "b d t h w -> b (t h w) d").contiguous(), grid
 
 
 class Attention(nn.Module):
@@ -82,12 +84,28 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.kv_prefix: nn.Module | None = None
+        self._qkv_bias_key: tuple | None = None  # what _qkv_bias_cache was built from
+        self._qkv_bias_cache: torch.Tensor | None = None
 
     def qkv_bias(self) -> torch.Tensor | None:
-        """The bias actually applied to qkv: concat(q_bias, 0, v_bias)."""
-        if self.q_bias is None:
+        """The bias actually applied to qkv: concat(q_bias, 0, v_bias).
+
+        While both biases are frozen the concatenation is kept and rebuilt only when a bias
+        changes (load_state_dict, .to(), any in-place edit bumps its version); while one trains,
+        or under torch.compile (which fuses it into the projection), it is built every call.
+        """
+        q, v = self.q_bias, self.v_bias
+        if q is None or v is None:
             return None
-        return torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        if (q.requires_grad or v.requires_grad or torch.compiler.is_compiling()
+                or q.is_inference() or v.is_inference()):  # inference tensors have no version
+            return torch.cat([q, torch.zeros_like(v), v])
+        key = (q.data_ptr(), v.data_ptr(), q._version, v._version, q.dtype, q.device)
+        if self._qkv_bias_key != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._qkv_bias_cache = torch.cat([q, torch.zeros_like(v), v])
+            self._qkv_bias_key = key
+        return self._qkv_bias_cache
 
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Tokens (B, N, D) -> q, k, v, each (B, heads, N, head_dim)."""

@@ -84,6 +84,13 @@ class PromptedBlock(AdoptedBlock):
     """A Block (same submodules and keys) that inserts prompts before it runs and/or drops them after.
 
     `prompts` is the model's VisualPrompts, linked (not registered) so `vpt.prompts` is saved once.
+
+    Deep "prepend" VPT between two prompted blocks would drop p tokens and insert p new ones, two
+    copies of the whole sequence. Instead `apply_vpt` sets `next_set` on the first block: it
+    writes the next block's prompts over its own prompt outputs (p rows, in place on the tensor
+    it just made, so autograd and checkpointing see an ordinary op), and the next block has
+    `slots_filled` and inserts nothing. Only the first prompted block concatenates; the last
+    drops its prompts with a slice (a view when there is no class token).
     """
 
     def __init__(self, block: Block, prompts: VisualPrompts, index: int, *, insert: bool,
@@ -93,23 +100,39 @@ class PromptedBlock(AdoptedBlock):
         self.index, self.insert, self.drop = index, insert, drop
         self.location, self.num_prefix_tokens = location, num_prefix_tokens
         self.use_kv_prefix = False  # set by PromptKVHandle: prompts come in through attn.kv_prefix
+        self.slots_filled = False  # the input already holds this block's prompts (see above)
+        self.next_set: int | None = None  # write this prompt set over the outputs, do not drop
 
     def _with_prompts(self, x: torch.Tensor) -> torch.Tensor:
         c, tokens = self.num_prefix_tokens, self.prompts.tokens(self.index)
         if self.location == "prepend":
-            return torch.cat([x[:, :c], tokens.expand(x.shape[0], -1, -1).to(x.dtype), x[:, c:]], 1)
+            prompts = tokens.expand(x.shape[0], -1, -1).to(x.dtype)
+            return torch.cat([prompts, x] if c == 0 else [x[:, :c], prompts, x[:, c:]], 1)
         n = x.shape[1] - c  # "add": prompt n mod p on patch token n
         tiled = tokens.repeat(math.ceil(n / tokens.shape[0]), 1)[:n].to(x.dtype)
-        return torch.cat([x[:, :c], x[:, c:] + tiled], 1)
+        return x + (tiled if c == 0 else F.pad(tiled, (0, 0, c, 0)))
+
+    def _without_prompts(self, x: torch.Tensor) -> torch.Tensor:
+        c, p = self.num_prefix_tokens, self.prompts.num_prompts
+        if self.next_set is not None:
+            x[:, c:c + p] = self.prompts.tokens(self.next_set).to(x.dtype)
+            return x
+        return x[:, p:] if c == 0 else torch.cat([x[:, :c], x[:, c + p:]], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.insert and not self.use_kv_prefix:
+        if self.use_kv_prefix:
+            return super().forward(x)
+        if self.insert and not self.slots_filled:
             x = self._with_prompts(x)
         x = super().forward(x)
-        if self.drop and not self.use_kv_prefix:
-            c = self.num_prefix_tokens
-            x = torch.cat([x[:, :c], x[:, c + self.prompts.num_prompts:]], 1)
-        return x
+        return self._without_prompts(x) if self.drop else x
+
+
+def _hand_over_prompts(block: PromptedBlock, following: PromptedBlock) -> None:
+    """`block` (deep "prepend", directly followed by `following`) writes the prompts of
+    `following` into its prompt outputs (`next_set`) instead of dropping them for it to insert."""
+    block.next_set = following.index
+    following.slots_filled = True
 
 
 def apply_vpt(model: VideoViT, cfg: VPTConfig) -> None:
@@ -125,6 +148,10 @@ def apply_vpt(model: VideoViT, cfg: VPTConfig) -> None:
         for slot, i in enumerate(layers):
             model.blocks[i] = PromptedBlock(model.blocks[i], model.vpt, slot if num_sets > 1 else 0,
                                             insert=True, drop=prepend, **common)
+        if prepend:
+            for i, j in zip(layers, layers[1:]):
+                if j == i + 1:
+                    _hand_over_prompts(model.blocks[i], model.blocks[j])
     else:
         last = depth - 1
         model.blocks[0] = PromptedBlock(model.blocks[0], model.vpt, 0, insert=True,
