@@ -116,9 +116,9 @@ def test_random_resized_crop_box_respects_scale_and_bounds():
 
 
 def test_multi_scale_crop_gives_the_right_shape():
-    cfg = DataConfig(img_size=24)
+    cfg = DataConfig(img_size=24, crop="multi_scale")
     frames = _textured_frame()[None].expand(4, -1, -1, -1)
-    clip = build_train_transform(cfg, crop="multi_scale")(frames)
+    clip = build_train_transform(cfg)(frames)
     assert tuple(clip.shape) == (3, 4, 24, 24)
 
 
