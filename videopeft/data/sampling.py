@@ -94,9 +94,10 @@ def dense_train_linspace(num_frames: int, clip_len: int, stride: int, end: int |
     span = clip_len * stride
     if num_frames <= span:
         spread = _linspace(0, num_frames, num_frames // stride).clamp(max=num_frames - 1)
-        if not len(spread):  # fewer frames than the stride: the last frame throughout
-            return [num_frames - 1] * clip_len
-        return _pad(spread.long().tolist(), clip_len, short_video)
+        spread = spread.long().tolist()
+        if short_video == "loop" and spread:
+            return _pad(spread, clip_len, "loop")
+        return spread + [num_frames - 1] * (clip_len - len(spread))  # padded with the last frame
     if end is None or not span <= end < num_frames:
         raise ValueError(f"end must be in [{span}, {num_frames}) for {num_frames} frames, "
                          f"got {end}")

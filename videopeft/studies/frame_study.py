@@ -44,8 +44,9 @@ __all__ = ["cell_name", "cell_config", "cell_sampling", "run_frame_study", "coll
 
 _log = logging.getLogger(__name__)
 
-COLUMNS = ("method", "frames", "seed", "sampling", "stride", "span", "video_top1", "video_top5", "clip_top1", "clip_top5",
-           "params_trainable", "gflops_per_view", "clips_per_s", "peak_memory_mb", "run")
+COLUMNS = ("method", "frames", "seed", "sampling", "stride", "span", "video_top1", "video_top5",
+           "clip_top1", "clip_top5", "params_trainable", "gflops_per_view", "clips_per_s",
+           "peak_memory_mb", "run")
 
 
 def cell_name(method: str, frames: int, seed: int, stride: int | None = None) -> str:
