@@ -37,7 +37,7 @@ from videopeft.config import ConfigError, build_run_config, load_config
 from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
 from videopeft.data import Manifest, build_eval_transform, build_train_transform, clip_indices
 from videopeft.data.sampling import sample_dense
-from videopeft.data.transforms import TrainTransform, multi_scale_crop_box
+from videopeft.data.transforms import ClipRandAugment, TrainTransform, multi_scale_crop_box
 from videopeft.engine.builder import build_backbone, build_model
 from videopeft.engine.distributed import DistInfo
 from videopeft.engine.logging import MetricsLogger
@@ -382,6 +382,15 @@ def test_antialias_true_keeps_the_resize_the_demo_was_measured_with():
                            align_corners=False, antialias=True)  # the resize of every release so far
     expected = _float_normalised(before.permute(0, 2, 3, 1)).transpose(0, 1)
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
+
+
+def test_rand_augment_is_set_up_as_videomaes():
+    """create_random_augment: translate_const int(224 * 0.45), bicubic (--train_interpolation),
+    and rand_augment.py's grey fill (its hparams carry no img_mean)."""
+    ops = ClipRandAugment("rand-m7-n4-mstd0.5-inc1", 224).ops.ops
+    assert {(o.kwargs["fillcolor"], o.kwargs["resample"]) for o in ops} == {
+        ((128, 128, 128), Image.BICUBIC)}
+    assert {o.hparams["translate_const"] for o in ops} == {100}
 
 
 # ----------------------------------------------------------------------------- dense clips

@@ -174,18 +174,22 @@ def _check_frames(frames: torch.Tensor) -> None:
 
 
 class ClipRandAugment:
-    """timm RandAugment with the same ops and magnitudes on every frame of a clip.
+    """timm RandAugment with the same ops and magnitudes on every frame of a clip, set up as
+    VideoMAE's (MCG-NJU/VideoMAE:video_transforms.py `create_random_augment`): translations up to
+    0.45 x img_size, bicubic resampling (run_class_finetuning.py --train_interpolation) and the
+    grey (128, 128, 128) fill of its rand_augment.py.
 
     timm draws its ops from numpy's global generator and magnitudes from python's `random`; both
     states are saved before the first frame and restored before each later one, so each frame
     replays the same draw, and afterwards the generators stand where one call would leave them.
     """
 
-    def __init__(self, config_str: str, img_size: int, mean: tuple[float, ...]) -> None:
+    def __init__(self, config_str: str, img_size: int) -> None:
+        from PIL import Image
         from timm.data.auto_augment import rand_augment_transform
 
-        hparams = {"translate_const": int(img_size * 0.45),
-                   "img_mean": tuple(min(255, round(255 * m)) for m in mean)}
+        hparams = {"translate_const": int(img_size * 0.45), "interpolation": Image.BICUBIC,
+                   "img_mean": (128, 128, 128)}
         self.ops = rand_augment_transform(config_str, hparams)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -217,7 +221,7 @@ class TrainTransform:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         self.img_size, self.scale, self.crop, self.flip = img_size, tuple(scale), crop, flip
         self.mean, self.std, self.generator = tuple(mean), tuple(std), generator
-        self.rand_augment = ClipRandAugment(rand_augment, img_size, mean) if rand_augment else None
+        self.rand_augment = ClipRandAugment(rand_augment, img_size) if rand_augment else None
         self.erase = None
         if random_erasing > 0:
             from timm.data.random_erasing import RandomErasing
