@@ -33,7 +33,7 @@ from timm.optim import create_optimizer_v2
 import videopeft
 from engine_fixtures import REPO, tiny_config, tiny_set  # noqa: F401
 from videopeft import peft
-from videopeft.config import ConfigError, build_run_config, load_config
+from videopeft.config import ConfigError, build_run_config, load_config, parse_overrides
 from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
 from videopeft.data import Manifest, build_eval_transform, build_train_transform, clip_indices
 from videopeft.data.sampling import sample_dense
@@ -524,9 +524,18 @@ def test_pretraining_keeps_mask_token_out_of_weight_decay():
                              "pretrain": {"decoder_dim": 24, "decoder_depth": 1,
                                           "decoder_heads": 3}})
     model = PretrainTask(cfg).build(cfg, [])
-    decay = {n: g["weight_decay"] for g in param_groups(model, 0.05) for n in g["names"]}
+    groups = param_groups(model, 0.05, no_weight_decay=cfg.train.no_weight_decay)
+    decay = {n: g["weight_decay"] for g in groups for n in g["names"]}
     assert decay["mask_token"] == 0.0  # modeling_pretrain.py no_weight_decay()
     assert decay["encoder.patch_embed.proj.weight"] == 0.05
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "smoke.yaml"])
+def test_the_demo_pretrains_with_the_weight_decay_it_was_measured_with(name):
+    demo, base = load_demo_config(CONFIGS / "demo" / name)
+    cfg = build_run_config(base.override(parse_overrides(list(demo.pretrain_overrides))),
+                           check_paths=False)
+    assert "mask_token" not in cfg.train.no_weight_decay
 
 
 # ----------------------------------------------------------------------------- frame study

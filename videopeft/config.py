@@ -25,8 +25,9 @@ from typing import Any, Mapping
 import yaml
 
 from videopeft.constants import (AMPS, ANTIALIAS_CHOICES, BACKENDS, CROPS, DENSE_TRAIN_RULES,
-                                 FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, POS_POLICIES,
-                                 SAMPLINGS, SHORT_VIDEO_POLICIES, SPATIAL_VIEWS, SPLITS)
+                                 FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, NO_WEIGHT_DECAY,
+                                 POS_POLICIES, SAMPLINGS, SHORT_VIDEO_POLICIES, SPATIAL_VIEWS,
+                                 SPLITS)
 from videopeft.data.annotations import HMDB_SPLITS
 from videopeft.errors import ConfigError, Problem, check, did_you_mean, one_of, positive_int
 from videopeft.io import atomic_write_text
@@ -141,6 +142,8 @@ class TrainConfig:
     min_lr: float = 1e-6
     warmup_lr: float = 0.0  # lr at the start of warmup (scaled like min_lr when lr is 0)
     weight_decay: float = 0.05
+    # besides biases and 1-D tensors, the parameters (exact names) that get no weight decay
+    no_weight_decay: tuple[str, ...] = NO_WEIGHT_DECAY
     momentum: float = 0.9
     layer_decay: float = 1.0  # 1.0 = off; VideoMAE fine-tuning uses 0.75
     warmup_epochs: float = 5.0

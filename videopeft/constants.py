@@ -12,7 +12,7 @@ __all__ = [
     "Sampling", "SAMPLINGS", "ShortVideo", "SHORT_VIDEO_POLICIES", "Fusion", "FUSIONS",
     "SPATIAL_VIEWS", "Amp", "AMPS", "PosPolicy", "POS_POLICIES", "Split", "SPLITS",
     "DenseTrain", "DENSE_TRAIN_RULES", "Crop", "CROPS", "ANTIALIAS_CHOICES", "MULTI_SCALES",
-    "MULTI_SCALE_MAX_DISTORT", "StudyPolicy", "STUDY_POLICIES", "QKV_PARTS",
+    "MULTI_SCALE_MAX_DISTORT", "StudyPolicy", "STUDY_POLICIES", "QKV_PARTS", "NO_WEIGHT_DECAY",
 ]
 
 # normalisation of [0, 1] pixels used by every VideoMAE / AdaptFormer data pipeline
@@ -56,6 +56,10 @@ MULTI_SCALE_MAX_DISTORT = 1
 # antialiases, in GroupMultiScaleCrop; F.interpolate / OpenCV bilinear, which do not, in VideoMAE's
 # random-resized crop and test resize), or true / false everywhere
 ANTIALIAS_CHOICES: tuple[object, ...] = ("auto", True, False)
+
+# parameters kept out of weight decay by exact name, as the models' no_weight_decay()
+# (MCG-NJU/VideoMAE:modeling_finetune.py, modeling_pretrain.py: the pre-training model adds mask_token)
+NO_WEIGHT_DECAY: tuple[str, ...] = ("pos_embed", "cls_token", "mask_token")
 
 # a frame-count study of dense sampling keeps the clip's span (coverage) or its stride (fixed)
 StudyPolicy = Literal["coverage", "fixed"]

@@ -2,12 +2,12 @@
 
 Parameter groups follow MCG-NJU/VideoMAE:optim_factory.py (`get_parameter_groups`,
 `get_num_layer_for_vit`): only trainable parameters, no weight decay for biases, 1-D tensors
-(norms) and the parameters named in the models' `no_weight_decay()` (pos_embed, cls_token, and the
-pre-training model's mask_token, modeling_pretrain.py; matched by exact name, as there), and
-with layer decay an lr scale of
-``layer_decay ** (L + 1 - layer_id)``, where layer_id is 0 for the embeddings, i + 1 for
-``blocks.i`` and L + 1 for everything after the blocks (fc_norm, head). timm optimizers and
-schedulers multiply each group's lr by its ``lr_scale``.
+(norms) and the parameters named in the models' `no_weight_decay()` (`train.no_weight_decay`:
+pos_embed, cls_token, and the pre-training model's mask_token, modeling_pretrain.py; matched by
+exact name, as there), and with layer decay an lr scale of ``layer_decay ** (L + 1 - layer_id)``,
+where layer_id is 0 for the embeddings, i + 1 for ``blocks.i`` and L + 1 for everything after the
+blocks (fc_norm, head). timm optimizers and schedulers multiply each group's lr by its
+``lr_scale``.
 
 The schedule is a linear warmup from ``train.warmup_lr`` then a half cosine to min_lr, per
 optimizer step: ShoufaChen/AdaptFormer:util/lr_sched.py, and MCG-NJU/VideoMAE:utils.py
@@ -16,7 +16,7 @@ optimizer step: ShoufaChen/AdaptFormer:util/lr_sched.py, and MCG-NJU/VideoMAE:ut
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Collection, Mapping, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -24,13 +24,13 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 
 from videopeft.config import RunConfig, TrainConfig
+from videopeft.constants import NO_WEIGHT_DECAY
 from videopeft.errors import ConfigError
 
 __all__ = ["layer_id", "param_groups", "accum_steps_for", "ScaledLrs", "scaled_lrs",
            "build_optimizer", "build_scheduler"]
 
 _EMBEDDINGS = ("patch_embed", "pos_embed", "cls_token")
-_NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token")
 
 
 def layer_id(name: str, depth: int) -> int:
@@ -42,12 +42,13 @@ def layer_id(name: str, depth: int) -> int:
     return depth + 1
 
 
-def _decays(name: str, param: torch.Tensor) -> bool:
-    """Weight decay applies to matrices, not to biases, 1-D tensors or the tokens."""
-    return not (param.ndim <= 1 or name.endswith(".bias") or name in _NO_DECAY_NAMES)
+def _decays(name: str, param: torch.Tensor, skip: Collection[str]) -> bool:
+    """Weight decay applies to matrices, not to biases, 1-D tensors or the `skip` names."""
+    return not (param.ndim <= 1 or name.endswith(".bias") or name in skip)
 
 
-def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0,
+                 no_weight_decay: Collection[str] = NO_WEIGHT_DECAY) -> list[dict]:
     """The trainable parameters grouped by (layer, decays): each group has ``params``, ``names``,
     ``weight_decay`` (0 for the no-decay set) and ``lr_scale`` (1 without layer decay)."""
     depth = len(getattr(model, "blocks", []))
@@ -56,7 +57,7 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0
         if not p.requires_grad:
             continue
         lid = layer_id(name, depth) if layer_decay != 1.0 else depth + 1
-        decays = _decays(name, p)
+        decays = _decays(name, p, no_weight_decay)
         group = groups.setdefault((lid, decays), {
             "params": [], "names": [], "weight_decay": weight_decay if decays else 0.0,
             "lr_scale": layer_decay ** (depth + 1 - lid)})
@@ -102,7 +103,7 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, lr: float,
     """timm `create_optimizer_v2` (`train.opt`) over `param_groups`; `opt_kwargs` are the task's
     extra optimizer arguments (e.g. AdamW betas). ConfigError when nothing is trainable."""
     t = cfg.train
-    groups = param_groups(model, t.weight_decay, t.layer_decay)
+    groups = param_groups(model, t.weight_decay, t.layer_decay, t.no_weight_decay)
     if not groups:
         raise ConfigError(f"method {cfg.method.name!r} left no trainable parameters",
                           key="method.name")
