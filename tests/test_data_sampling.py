@@ -59,29 +59,45 @@ def test_dense_single_test_view_takes_the_centre_window():
     assert sample_dense(100, 8, 2, train=False) == [2 * (21 + k) for k in range(8)]  # slack 42
 
 
-def test_dense_train_window_has_exact_stride_and_random_start():
+def test_dense_stride_rule_has_exact_stride_and_a_start_in_0_to_n_minus_span():
     gen = torch.Generator().manual_seed(0)
     starts = set()
-    for _ in range(100):
-        picks = sample_dense(100, 16, 4, train=True, generator=gen)
+    for _ in range(200):
+        picks = sample_dense(100, 16, 4, train=True, generator=gen, train_rule="stride")
         assert all(b - a == 4 for a, b in zip(picks, picks[1:]))
-        assert 0 <= picks[0] and picks[-1] <= 99
         starts.add(picks[0])
-    assert min(starts) <= 5 and max(starts) >= 34  # whole range [0, 39] reachable
+    assert starts == set(range(0, 100 - 64 + 1))  # VideoMAE: randint(n - span + 1)
 
 
-@pytest.mark.parametrize("train", [True, False])
-def test_dense_short_video_policies(train):
+def test_dense_linspace_rule_spreads_the_clip_over_a_window_of_span_frames():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        picks = sample_dense(100, 16, 4, train=True, generator=gen)
+        assert picks[-1] - picks[0] == 63  # linspace(start, start + 64, 16), last clipped to end-1
+        assert all(b - a in (4, 5) for a, b in zip(picks, picks[1:]))  # steps of 64/15
+
+
+@pytest.mark.parametrize("train, rule", [(False, "linspace"), (True, "stride")])
+def test_dense_short_video_policies(train, rule):
     # 10 frames at stride 4 give frames 0, 4, 8; a clip of 8 needs padding
-    repeat = sample_dense(10, 8, 4, train=train, short_video="repeat_last")
-    loop = sample_dense(10, 8, 4, train=train, short_video="loop")
+    repeat = sample_dense(10, 8, 4, train=train, short_video="repeat_last", train_rule=rule)
+    loop = sample_dense(10, 8, 4, train=train, short_video="loop", train_rule=rule)
     assert repeat == [0, 4, 8, 8, 8, 8, 8, 8]
     assert loop == [0, 4, 8, 0, 4, 8, 0, 4]
 
 
-def test_dense_exactly_fitting_window_is_not_short():
+def test_dense_linspace_rule_spreads_a_short_video_whole():
+    # VideoMAE: linspace(0, 10, 10 // 4) = [0, 10], clipped to 9, padded with 9
+    assert sample_dense(10, 8, 4, train=True) == [0, 9, 9, 9, 9, 9, 9, 9]
+    assert sample_dense(10, 8, 4, train=True, short_video="loop") == [0, 9] * 4
+    assert sample_dense(3, 4, 4, train=True) == [2, 2, 2, 2]  # fewer frames than the stride
+
+
+def test_dense_window_that_exactly_fits():
     assert sample_dense(13, 4, 4, train=False) == [0, 4, 8, 12]
-    assert sample_dense(13, 4, 4, train=True) == [0, 4, 8, 12]
+    # the pre-training loader steps only while the next frame stays below frame n - 1
+    assert sample_dense(13, 4, 4, train=True, train_rule="stride") == [0, 4, 8, 8]
+    assert sample_dense(16, 4, 4, train=True, train_rule="stride") == [0, 4, 8, 12]
 
 
 def test_generator_makes_train_sampling_reproducible():
@@ -101,16 +117,19 @@ def test_fuzz_indices_are_in_range_and_exactly_clip_len():
         views = rng.randint(1, 6)
         view = rng.randrange(views)
         policy = rng.choice(["repeat_last", "loop"])
+        rule = rng.choice(["linspace", "stride"])
         for train in (True, False):
             v, nv = (0, 1) if train else (view, views)
             seg = sample_segments(n, clip, train=train, generator=gen, view=v, num_views=nv)
             dense = sample_dense(n, clip, stride, train=train, generator=gen, view=v,
-                                 num_views=nv, short_video=policy)
+                                 num_views=nv, short_video=policy, train_rule=rule)
             for picks in (seg, dense):
                 assert len(picks) == clip
                 assert all(isinstance(p, int) and 0 <= p < n for p in picks), (n, clip, stride)
             assert seg == sorted(seg)
-            if n > (clip - 1) * stride:  # long enough: a clean strided window
+            strided = n > (clip - 1) * stride if not train else (
+                rule == "stride" and n >= clip * stride and stride > 1)
+            if strided:  # long enough: a clean strided window
                 assert all(b - a == stride for a, b in zip(dense, dense[1:]))
 
 

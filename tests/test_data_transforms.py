@@ -51,7 +51,7 @@ def test_every_augmentation_is_drawn_once_per_clip(seed):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_rand_augment_applies_the_same_ops_and_magnitudes_to_every_frame(seed):
-    ra = ClipRandAugment("rand-m9-n3-mstd0.5", 32, MEAN)
+    ra = ClipRandAugment("rand-m9-n3-mstd0.5", 32)
     base = _textured_frame()
     frames = torch.stack([base, base, base])
     _seed(seed)
@@ -60,7 +60,7 @@ def test_rand_augment_applies_the_same_ops_and_magnitudes_to_every_frame(seed):
 
 
 def test_rand_augment_leaves_the_generators_as_one_call_would():
-    ra = ClipRandAugment("rand-m9-n3-mstd0.5", 32, MEAN)
+    ra = ClipRandAugment("rand-m9-n3-mstd0.5", 32)
     _seed(3)
     ra(_textured_frame()[None])
     after_one = (random.random(), np.random.rand())
@@ -70,7 +70,7 @@ def test_rand_augment_leaves_the_generators_as_one_call_would():
 
 
 def test_rand_augment_changes_the_clip_across_draws():
-    ra = ClipRandAugment("rand-m9-n3-mstd0.5", 32, MEAN)
+    ra = ClipRandAugment("rand-m9-n3-mstd0.5", 32)
     frames = _textured_frame()[None]
     outs = []
     for seed in range(6):
@@ -116,9 +116,9 @@ def test_random_resized_crop_box_respects_scale_and_bounds():
 
 
 def test_multi_scale_crop_gives_the_right_shape():
-    cfg = DataConfig(img_size=24)
+    cfg = DataConfig(img_size=24, crop="multi_scale")
     frames = _textured_frame()[None].expand(4, -1, -1, -1)
-    clip = build_train_transform(cfg, crop="multi_scale")(frames)
+    clip = build_train_transform(cfg)(frames)
     assert tuple(clip.shape) == (3, 4, 24, 24)
 
 

@@ -132,10 +132,11 @@ def test_only_trainable_parameters_reach_the_optimizer():
 
 
 def test_lr_is_scaled_by_the_global_batch_when_not_given(tiny_set, tmp_path):
-    cfg = tiny_config(tiny_set, tmp_path, train={"lr": 0.0, "blr": 0.1, "min_lr": 1e-6})
-    assert scaled_lrs(cfg, 1024) == pytest.approx((0.4, 4e-6))
+    cfg = tiny_config(tiny_set, tmp_path, train={"lr": 0.0, "blr": 0.1, "min_lr": 1e-6,
+                                                 "warmup_lr": 1e-6})
+    assert scaled_lrs(cfg, 1024) == pytest.approx((0.4, 4e-6, 4e-6))
     cfg.train.lr = 0.01
-    assert scaled_lrs(cfg, 1024) == (0.01, 1e-6)
+    assert scaled_lrs(cfg, 1024) == (0.01, 1e-6, 1e-6)
 
 
 def test_cutmix_cuts_the_same_box_from_every_frame():

@@ -1,11 +1,13 @@
 """Accuracy vs number of frames, per PEFT method: a grid of train + eval runs, resumable.
 
     python tools/frame_study.py CONFIG.yaml frames=[2,4,8,16] methods=[linear,vpt,adaptmlp] \
-        [seeds=[0,1]] [key.sub=value ...]
+        [seeds=[0,1]] [policy=coverage|fixed] [key.sub=value ...]
 
-Each cell runs in <output_dir>/<method>-f<frames>-s<seed>/; cells with a results.json are skipped,
-so re-running the command finishes an interrupted study. output_dir defaults to
-runs/<config>-frame_study. Writes frame_study.csv, frame_study.md and frame_study.png there.
+Each cell runs in <output_dir>/<method>-f<frames>-s<seed>/ (f<frames>x<stride> with dense
+sampling); cells with a results.json are skipped, so re-running the command finishes an interrupted
+study. With dense sampling, policy=coverage (the default) keeps the base clip's span by stretching
+the stride, policy=fixed keeps the stride. output_dir defaults to runs/<config>-frame_study.
+Writes frame_study.csv, frame_study.md and frame_study.png there.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from 
 import yaml  # noqa: E402
 
 from videopeft.config import load_config  # noqa: E402
+from videopeft.constants import STUDY_POLICIES  # noqa: E402
 from videopeft.engine.builder import run_name_of  # noqa: E402
 from videopeft.engine.cli import is_main_process, run_main, split_key  # noqa: E402
 from videopeft.errors import ConfigError  # noqa: E402
@@ -42,11 +45,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="base YAML config")
     parser.add_argument("overrides", nargs="*",
-                        help="frames=[...] methods=[...] [seeds=[...]] and dotted.key=value")
+                        help="frames=[...] methods=[...] [seeds=[...]] [policy=coverage|fixed] "
+                             "and dotted.key=value")
     args = parser.parse_args(argv)
     frames, rest = split_key(args.overrides, "frames")
     methods, rest = split_key(rest, "methods")
     seeds, rest = split_key(rest, "seeds")
+    policy, rest = split_key(rest, "policy")
+    if policy is not None and policy not in STUDY_POLICIES:
+        raise ConfigError(f"expected one of {list(STUDY_POLICIES)}, got {policy!r}", key="policy",
+                          where="command line")
     frames = _list(frames, "frames")
     if not all(isinstance(f, int) and f > 0 for f in frames):
         raise ConfigError(f"expected positive integers, got {frames}", key="frames",
@@ -57,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"expected integers, got {seeds}", key="seeds", where="command line")
     cfg = load_config(args.config, rest)
     out_dir = cfg.output_dir or f"runs/{run_name_of(args.config)}-frame_study"
-    rows = run_frame_study(cfg, frames, methods, seeds, out_dir=out_dir)
+    rows = run_frame_study(cfg, frames, methods, seeds, out_dir=out_dir,
+                           policy=policy or "coverage")
     if is_main_process():
         print(f"frame study ({len(rows)} cells): {out_dir}/frame_study.md, "
               f"{out_dir}/frame_study.csv, {out_dir}/frame_study.png")

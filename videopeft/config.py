@@ -24,7 +24,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from videopeft.constants import (AMPS, BACKENDS, FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS,
+from videopeft.constants import (AMPS, ANTIALIAS_CHOICES, BACKENDS, CROPS, DENSE_TRAIN_RULES,
+                                 FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, NO_WEIGHT_DECAY,
                                  POS_POLICIES, SAMPLINGS, SHORT_VIDEO_POLICIES, SPATIAL_VIEWS,
                                  SPLITS)
 from videopeft.data.annotations import HMDB_SPLITS
@@ -58,13 +59,16 @@ class DataConfig:
     img_size: int = 224
     sampling: str = "segment"  # segment (TSN, SSv2) | dense (Kinetics/HMDB: stride)
     stride: int = 4  # frame stride for dense sampling
+    dense_train: str = "linspace"  # linspace (VideoMAE fine-tune) | stride (pre-train, AdaptFormer)
     short_video: str = "repeat_last"  # repeat_last | loop: how short videos are padded
     backend: str = "auto"  # auto | decord | pyav | torchcodec
     workers: int = 2
     flip: bool = False  # horizontal flip; off for direction-dependent labels (SSv2, synthetic)
     rand_augment: str = ""  # timm RandAugment string, e.g. "rand-m7-n4-mstd0.5-inc1"; "" = off
     random_erasing: float = 0.0
+    crop: str = "random_resized"  # random_resized (VideoMAE fine-tune) | multi_scale (TSN, AdaptFormer)
     scale: tuple[float, float] = (0.08, 1.0)  # random-resized-crop area range
+    antialias: bool | str = "auto"  # auto (as the official pipeline at each resize) | true | false
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     max_retries: int = 10  # train: other clips drawn after a decode failure before giving up
@@ -74,6 +78,9 @@ class DataConfig:
         check(one_of("layout", self.layout, LAYOUTS),
               one_of("split", self.split, SPLITS),
               one_of("sampling", self.sampling, SAMPLINGS),
+              one_of("dense_train", self.dense_train, DENSE_TRAIN_RULES),
+              one_of("crop", self.crop, CROPS),
+              one_of("antialias", self.antialias, ANTIALIAS_CHOICES),
               one_of("backend", self.backend, BACKENDS),
               one_of("short_video", self.short_video, SHORT_VIDEO_POLICIES),
               one_of("hmdb_split", self.hmdb_split, HMDB_SPLITS),
@@ -102,6 +109,9 @@ class ModelConfig:
     tubelet_size: int = 2
     patch_size: int = 16
     drop_path_rate: float = 0.0
+    # > 0: head.weight ~ trunc_normal(std) once the weights are loaded (AdaptFormer: 0.01);
+    # 0 keeps VideoMAE's head init, trunc_normal(0.02) x init_scale 0.001
+    head_init_std: float = 0.0
     use_checkpoint: bool = False  # gradient checkpointing
     pos_policy: str = "regenerate"  # regenerate (VideoMAE) | resample: position table at another T/size
     overrides: dict[str, Any] = field(default_factory=dict)  # extra create_model kwargs
@@ -111,6 +121,7 @@ class ModelConfig:
               positive_int("tubelet_size", self.tubelet_size),
               positive_int("patch_size", self.patch_size),
               _non_negative("num_classes", self.num_classes),
+              _non_negative("head_init_std", self.head_init_std),
               None if 0.0 <= self.drop_path_rate < 1.0 else
               Problem(f"expected a rate in [0, 1), got {self.drop_path_rate!r}", "drop_path_rate"),
               one_of("pos_policy", self.pos_policy, POS_POLICIES))
@@ -124,11 +135,15 @@ class TrainConfig:
     max_steps: int = 0  # > 0: stop after this many optimizer steps
     batch_size: int = 8  # per process
     accum_steps: int = 1
+    global_batch: int = 0  # > 0: accum_steps = global_batch / (world size * batch_size)
     opt: str = "adamw"  # any timm optimizer name (adamw, sgd, ...)
     lr: float = 0.0  # absolute lr; 0 = blr * global_batch / 256
     blr: float = 1e-3
     min_lr: float = 1e-6
+    warmup_lr: float = 0.0  # lr at the start of warmup (scaled like min_lr when lr is 0)
     weight_decay: float = 0.05
+    # besides biases and 1-D tensors, the parameters (exact names) that get no weight decay
+    no_weight_decay: tuple[str, ...] = NO_WEIGHT_DECAY
     momentum: float = 0.9
     layer_decay: float = 1.0  # 1.0 = off; VideoMAE fine-tuning uses 0.75
     warmup_epochs: float = 5.0
@@ -138,6 +153,7 @@ class TrainConfig:
     cutmix: float = 0.0
     label_smoothing: float = 0.0
     ema: float = 0.0  # 0 = off, else decay (e.g. 0.9999)
+    sync_bn: bool = False  # BatchNorm statistics over all GPUs (SyncBatchNorm); off = per process
     eval_every: int = 1  # epochs between validation passes; 0 = only at the end
     log_every: int = 10  # steps between log lines
     save_every: int = 1  # epochs between checkpoints
@@ -152,9 +168,10 @@ class TrainConfig:
               positive_int("accum_steps", self.accum_steps),
               positive_int("log_every", self.log_every),
               *(_non_negative(k, getattr(self, k)) for k in (
-                  "max_steps", "lr", "blr", "min_lr", "weight_decay", "momentum", "warmup_epochs",
-                  "clip_grad", "mixup", "cutmix", "eval_every", "save_every", "save_every_steps",
-                  "keep_last")),
+                  "max_steps", "lr", "blr", "min_lr", "warmup_lr", "weight_decay", "momentum",
+                  "warmup_epochs", "clip_grad", "mixup", "cutmix", "eval_every", "save_every",
+                  "save_every_steps", "keep_last", "global_batch")),
+              self._global_batch_problem(),
               None if 0.0 < self.layer_decay <= 1.0 else
               Problem(f"expected a factor in (0, 1] (1 = off), got {self.layer_decay!r}",
                       "layer_decay"),
@@ -164,6 +181,20 @@ class TrainConfig:
               None if 0.0 <= self.ema < 1.0 else
               Problem(f"expected 0 (off) or a decay in (0, 1), got {self.ema!r}", "ema"),
               one_of("amp", self.amp, AMPS))
+
+    def _global_batch_problem(self) -> Problem | None:
+        """global_batch sets the accumulation itself, so it excludes accum_steps and must hold
+        whole per-process batches (the world size is checked when training starts)."""
+        if not isinstance(self.global_batch, int) or self.global_batch <= 0:
+            return None
+        if self.accum_steps != 1:
+            return Problem(f"expected accum_steps 1 with global_batch {self.global_batch} (the "
+                           f"engine derives it), got {self.accum_steps}", "accum_steps")
+        if isinstance(self.batch_size, int) and self.batch_size > 0 \
+                and self.global_batch % self.batch_size:
+            return Problem(f"expected a multiple of batch_size {self.batch_size}, got "
+                           f"{self.global_batch}", "global_batch")
+        return None
 
 
 @dataclass

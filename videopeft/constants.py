@@ -12,6 +12,8 @@ __all__ = [
     "Sampling", "SAMPLINGS", "ShortVideo", "SHORT_VIDEO_POLICIES", "Fusion", "FUSIONS",
     "SPATIAL_VIEWS", "Amp", "AMPS", "PosPolicy", "POS_POLICIES", "Split", "SPLITS",
     "GlobalPool", "GLOBAL_POOLS",
+    "DenseTrain", "DENSE_TRAIN_RULES", "Crop", "CROPS", "ANTIALIAS_CHOICES", "MULTI_SCALES",
+    "MULTI_SCALE_MAX_DISTORT", "StudyPolicy", "STUDY_POLICIES", "QKV_PARTS", "NO_WEIGHT_DECAY",
 ]
 
 # normalisation of [0, 1] pixels used by every VideoMAE / AdaptFormer data pipeline
@@ -32,6 +34,41 @@ AUTO_ORDER: tuple[str, ...] = ("decord", "pyav", "torchcodec")
 # segment = TSN sampling (SSv2), dense = fixed stride (Kinetics, HMDB51)
 Sampling = Literal["segment", "dense"]
 SAMPLINGS: tuple[str, ...] = get_args(Sampling)
+
+# where a dense training clip sits and how its frames are spread:
+# linspace = MCG-NJU/VideoMAE:kinetics.py VideoClsDataset.loadvideo_decord (fine-tuning): a window
+#   of num_frames * stride frames ending at a random frame, num_frames indices spread by linspace;
+# stride = MCG-NJU/VideoMAE:kinetics.py VideoMAE (pre-training, and ShoufaChen/AdaptFormer's
+#   training set, datasets/kinetics.py build_training_dataset): a random start, then every
+#   stride-th frame
+DenseTrain = Literal["linspace", "stride"]
+DENSE_TRAIN_RULES: tuple[str, ...] = get_args(DenseTrain)
+
+# training crops: torchvision's random-resized crop (VideoMAE fine-tuning) or TSN's
+# GroupMultiScaleCrop (MCG-NJU/VideoMAE:transforms.py; VideoMAE pre-training and AdaptFormer)
+Crop = Literal["random_resized", "multi_scale"]
+CROPS: tuple[str, ...] = get_args(Crop)
+# GroupMultiScaleCrop's crop sides as fractions of the short side, and how many steps apart the
+# height and width scales may be (MCG-NJU/VideoMAE:datasets.py DataAugmentationForVideoMAE)
+MULTI_SCALES: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+MULTI_SCALE_MAX_DISTORT = 1
+
+# resize antialiasing: "auto" = as the official pipeline resizes at that step (PIL bilinear, which
+# antialiases, in GroupMultiScaleCrop; F.interpolate / OpenCV bilinear, which do not, in VideoMAE's
+# random-resized crop and test resize), or true / false everywhere
+ANTIALIAS_CHOICES: tuple[object, ...] = ("auto", True, False)
+
+# parameters kept out of weight decay by exact name, as the models' no_weight_decay()
+# (MCG-NJU/VideoMAE:modeling_finetune.py, modeling_pretrain.py: the pre-training model adds mask_token)
+NO_WEIGHT_DECAY: tuple[str, ...] = ("pos_embed", "cls_token", "mask_token")
+
+# a frame-count study of dense sampling keeps the clip's span (coverage) or its stride (fixed)
+StudyPolicy = Literal["coverage", "fixed"]
+STUDY_POLICIES: tuple[str, ...] = get_args(StudyPolicy)
+
+# the row blocks of a fused attention projection `attn.qkv` (weight rows ordered q, k, v), which
+# LoRA can target one by one as `attn.q`, `attn.k`, `attn.v`
+QKV_PARTS: tuple[str, ...] = ("q", "k", "v")
 
 # how a video shorter than the clip span is padded
 ShortVideo = Literal["repeat_last", "loop"]

@@ -46,7 +46,8 @@ def clip_indices(cfg: DataConfig, num_frames: int, *, train: bool, view: int = 0
         return sample_segments(num_frames, cfg.num_frames, train=train, generator=generator,
                                view=view, num_views=num_views)
     return sample_dense(num_frames, cfg.num_frames, cfg.stride, train=train, generator=generator,
-                        view=view, num_views=num_views, short_video=cfg.short_video)
+                        view=view, num_views=num_views, short_video=cfg.short_video,
+                        train_rule=cfg.dense_train)
 
 
 def _note_warnings(manifest: Manifest, split: str, video: Video) -> None:

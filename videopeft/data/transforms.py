@@ -10,7 +10,18 @@ crops along the long side at offsets `int(i*(long - size)/2)`, i = 0, 1, 2 -> `(
 
 Resizing and cropping run on whole clips with `torch.nn.functional.interpolate` (frames batched),
 on uint8 in channels-last layout (PyTorch's fast path; the crop is converted to float only after
-it is resized); only RandAugment goes through PIL, frame by frame.
+it is resized); only RandAugment goes through PIL, frame by frame. Every resize is `resize_clip`:
+bilinear, half-pixel centres, antialiased or not by `data.antialias`. Its default "auto" resizes as
+the official pipeline does at that step (`antialias_for`): GroupMultiScaleCrop resizes with PIL's
+bilinear filter, which widens its support when shrinking (antialias on;
+MCG-NJU/VideoMAE:transforms.py); VideoMAE's random-resized crop uses `F.interpolate` without
+antialias (video_transforms.py `random_resized_crop`) and its test resize OpenCV's INTER_LINEAR
+(functional.py `resize_clip`), which does not antialias either.
+
+Train crops (`data.crop`): `random_resized` is torchvision's rule (VideoMAE's
+video_transforms.py `_get_param_spatial_crop`: area in `data.scale`, aspect 3/4..4/3, 10 tries,
+then the centre); `multi_scale` is TSN's GroupMultiScaleCrop as MCG-NJU/VideoMAE:transforms.py
+has it (`multi_scale_crop_box`).
 
 Randomness comes from torch's global generator (crop, flip; or an explicit `generator`), and from
 python's `random` and numpy's global generator (timm's RandAugment and RandomErasing). DataLoader
@@ -28,16 +39,18 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from videopeft.config import DataConfig
-from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD, SPATIAL_VIEWS
+from videopeft.constants import (ANTIALIAS_CHOICES, CROPS, IMAGENET_MEAN, IMAGENET_STD,
+                                 MULTI_SCALE_MAX_DISTORT, MULTI_SCALES, SPATIAL_VIEWS)
 
 __all__ = ["ClipRandAugment", "TrainTransform", "EvalTransform", "build_train_transform",
            "build_eval_transform", "random_resized_crop_box", "multi_scale_crop_box",
-           "resize_short_side", "to_normalized_clip", "spatial_crop_offsets", "CROPS"]
+           "multi_scale_offsets", "resize_clip", "antialias_for", "resize_short_side",
+           "to_normalized_clip", "spatial_crop_offsets", "CROPS"]
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 _RATIO = (3.0 / 4.0, 4.0 / 3.0)
-_MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
-CROPS = ("random_resized", "multi_scale")  # train crops: torchvision's rule, TSN's multi-scale
+# the resize steps of the official pipelines that antialias (PIL bilinear); see antialias_for
+_PIL_RESIZED = ("multi_scale",)
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -72,32 +85,62 @@ def random_resized_crop_box(height: int, width: int, scale: tuple[float, float],
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def multi_scale_crop_box(height: int, width: int, scales: tuple[float, ...] = _MULTI_SCALES,
-                         max_distort: int = 1,
+def multi_scale_offsets(height: int, width: int, crop_h: int, crop_w: int
+                        ) -> list[tuple[int, int]]:
+    """The 13 (top, left) corners GroupMultiScaleCrop picks from (`fill_fix_offset` with
+    more_fix_crop): a 5 x 5 grid of steps `(side - crop) // 4`, taking the 4 corners, the centre,
+    the 4 edge midpoints and the 4 quarter points; repeats are kept, as the reference's list."""
+    h_step, w_step = (height - crop_h) // 4, (width - crop_w) // 4
+    grid = ((0, 0), (0, 4), (4, 0), (4, 4), (2, 2),  # corners (as (row, column) steps), centre
+            (2, 0), (2, 4), (4, 2), (0, 2),  # centre left / right, lower / upper centre
+            (1, 1), (1, 3), (3, 1), (3, 3))  # the quarter points
+    return [(i * h_step, j * w_step) for i, j in grid]
+
+
+def multi_scale_crop_box(height: int, width: int, size: int | tuple[int, int],
+                         scales: tuple[float, ...] = MULTI_SCALES,
+                         max_distort: int = MULTI_SCALE_MAX_DISTORT,
                          generator: torch.Generator | None = None) -> Box:
-    """TSN multi-scale crop: sides from `scales` x short side (at most `max_distort` apart)."""
-    base = min(height, width)
-    sizes = [int(base * s) for s in scales]
-    pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes)
+    """GroupMultiScaleCrop's box (MCG-NJU/VideoMAE:transforms.py): sides `int(short * s)` for s in
+    `scales`, a side within 2 px of the output `size` snapped to it, height and width scales at
+    most `max_distort` steps apart (one pair drawn uniformly), then one of the 13 fixed corners of
+    `multi_scale_offsets` drawn uniformly."""
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    sides = [int(min(height, width) * s) for s in scales]
+    crop_hs = [out_h if abs(x - out_h) < 3 else x for x in sides]
+    crop_ws = [out_w if abs(x - out_w) < 3 else x for x in sides]
+    pairs = [(h, w) for i, h in enumerate(crop_hs) for j, w in enumerate(crop_ws)
              if abs(i - j) <= max_distort]
     h, w = pairs[_randint(len(pairs) - 1, generator)]
-    return _randint(height - h, generator), _randint(width - w, generator), h, w
+    offsets = multi_scale_offsets(height, width, h, w)
+    top, left = offsets[_randint(len(offsets) - 1, generator)]
+    return top, left, h, w
 
 
-def _resize(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear, antialiased resize of (T, C, H, W); uint8 in channels-last layout (a permuted
-    (T, H, W, C) tensor) takes PyTorch's fast uint8 path, about 10x faster than float."""
+def antialias_for(setting: bool | str, step: str) -> bool:
+    """Whether the resize of `step` ("random_resized", "multi_scale" or "eval") antialiases:
+    `setting` True / False, or "auto" = as the official pipeline (only PIL's multi-scale resize)."""
+    if setting not in ANTIALIAS_CHOICES:
+        raise ValueError(f"antialias must be one of {list(ANTIALIAS_CHOICES)}, got {setting!r}")
+    return step in _PIL_RESIZED if setting == "auto" else bool(setting)
+
+
+def resize_clip(clip: torch.Tensor, size: tuple[int, int], *, antialias: bool) -> torch.Tensor:
+    """Bilinear resize (half-pixel centres) of frames (N, C, H, W) to `size` = (height, width):
+    the one resize of the pipeline, worker or device side. uint8 in channels-last layout (a
+    permuted (N, H, W, C) tensor) takes PyTorch's fast uint8 path, about 10x faster than float."""
     if tuple(clip.shape[-2:]) == tuple(size):
         return clip
-    return F.interpolate(clip, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(clip, size=size, mode="bilinear", align_corners=False,
+                         antialias=antialias)
 
 
-def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+def resize_short_side(clip: torch.Tensor, size: int, *, antialias: bool = False) -> torch.Tensor:
     """Resize (T, C, H, W) so the shorter side is `size`, aspect kept (VideoMAE's rounding)."""
     h, w = clip.shape[-2:]
     if h <= w:
-        return _resize(clip, (size, int(size * w / h)))
-    return _resize(clip, (int(size * h / w), size))
+        return resize_clip(clip, (size, int(size * w / h)), antialias=antialias)
+    return resize_clip(clip, (int(size * h / w), size), antialias=antialias)
 
 
 def to_normalized_clip(frames: torch.Tensor, mean: tuple[float, ...],
@@ -131,18 +174,22 @@ def _check_frames(frames: torch.Tensor) -> None:
 
 
 class ClipRandAugment:
-    """timm RandAugment with the same ops and magnitudes on every frame of a clip.
+    """timm RandAugment with the same ops and magnitudes on every frame of a clip, set up as
+    VideoMAE's (MCG-NJU/VideoMAE:video_transforms.py `create_random_augment`): translations up to
+    0.45 x img_size, bicubic resampling (run_class_finetuning.py --train_interpolation) and the
+    grey (128, 128, 128) fill of its rand_augment.py.
 
     timm draws its ops from numpy's global generator and magnitudes from python's `random`; both
     states are saved before the first frame and restored before each later one, so each frame
     replays the same draw, and afterwards the generators stand where one call would leave them.
     """
 
-    def __init__(self, config_str: str, img_size: int, mean: tuple[float, ...]) -> None:
+    def __init__(self, config_str: str, img_size: int) -> None:
+        from PIL import Image
         from timm.data.auto_augment import rand_augment_transform
 
-        hparams = {"translate_const": int(img_size * 0.45),
-                   "img_mean": tuple(min(255, round(255 * m)) for m in mean)}
+        hparams = {"translate_const": int(img_size * 0.45), "interpolation": Image.BICUBIC,
+                   "img_mean": (128, 128, 128)}
         self.ops = rand_augment_transform(config_str, hparams)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -161,19 +208,20 @@ class TrainTransform:
     """Clip-consistent train augmentation: uint8 (T, H, W, C) -> float (C, T, img, img)."""
 
     def __init__(self, img_size: int, *, scale: tuple[float, float] = (0.08, 1.0),
-                 crop: str = "random_resized", flip: bool = False, rand_augment: str = "",
-                 random_erasing: float = 0.0, mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD,
+                 crop: str = "random_resized", antialias: bool | str = "auto",
+                 flip: bool = False, rand_augment: str = "", random_erasing: float = 0.0,
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
                  generator: torch.Generator | None = None) -> None:
         if crop not in CROPS:
             raise ValueError(f"crop must be one of {list(CROPS)}, got {crop!r}")
+        self.antialias = antialias_for(antialias, crop)
         if not 0.0 <= random_erasing <= 1.0:
             raise ValueError(f"random_erasing must be a probability, got {random_erasing}")
         if not 0.0 < scale[0] <= scale[1] <= 1.0:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         self.img_size, self.scale, self.crop, self.flip = img_size, tuple(scale), crop, flip
         self.mean, self.std, self.generator = tuple(mean), tuple(std), generator
-        self.rand_augment = ClipRandAugment(rand_augment, img_size, mean) if rand_augment else None
+        self.rand_augment = ClipRandAugment(rand_augment, img_size) if rand_augment else None
         self.erase = None
         if random_erasing > 0:
             from timm.data.random_erasing import RandomErasing
@@ -182,7 +230,7 @@ class TrainTransform:
 
     def _box(self, height: int, width: int) -> Box:
         if self.crop == "multi_scale":
-            return multi_scale_crop_box(height, width, generator=self.generator)
+            return multi_scale_crop_box(height, width, self.img_size, generator=self.generator)
         return random_resized_crop_box(height, width, self.scale, generator=self.generator)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -191,7 +239,7 @@ class TrainTransform:
             frames = self.rand_augment(frames)
         top, left, h, w = self._box(frames.shape[1], frames.shape[2])
         crop = rearrange(frames[:, top:top + h, left:left + w], "t h w c -> t c h w")
-        crop = _resize(crop, (self.img_size, self.img_size))
+        crop = resize_clip(crop, (self.img_size, self.img_size), antialias=self.antialias)
         if self.flip and float(torch.rand((), generator=self.generator)) < 0.5:
             crop = crop.flip(-1)
         clip = to_normalized_clip(crop, self.mean, self.std)
@@ -208,7 +256,7 @@ class EvalTransform:
     """
 
     def __init__(self, img_size: int, *, views_spatial: int = 1, short_side: int = 0,
-                 mean: tuple[float, ...] = IMAGENET_MEAN,
+                 antialias: bool | str = "auto", mean: tuple[float, ...] = IMAGENET_MEAN,
                  std: tuple[float, ...] = IMAGENET_STD) -> None:
         short_side = short_side or img_size
         if views_spatial not in SPATIAL_VIEWS:
@@ -217,12 +265,14 @@ class EvalTransform:
             raise ValueError(f"short_side={short_side} is smaller than the crop "
                              f"img_size={img_size}")
         self.img_size, self.views_spatial, self.short_side = img_size, views_spatial, short_side
+        self.antialias = antialias_for(antialias, "eval")
         self.mean, self.std = tuple(mean), tuple(std)
 
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (T, H, W, C) -> resized, normalised float (C, T, H', W')."""
         _check_frames(frames)
-        clip = resize_short_side(rearrange(frames, "t h w c -> t c h w"), self.short_side)
+        clip = resize_short_side(rearrange(frames, "t h w c -> t c h w"), self.short_side,
+                                 antialias=self.antialias)
         return to_normalized_clip(clip, self.mean, self.std)
 
     def views(self, clip: torch.Tensor, frame_rows: list[list[int]]) -> torch.Tensor:
@@ -249,17 +299,18 @@ class EvalTransform:
         return self.crop(self.prepare(frames))
 
 
-def build_train_transform(cfg: DataConfig, *, crop: str = "random_resized",
-                          generator: torch.Generator | None = None
+def build_train_transform(cfg: DataConfig, *, generator: torch.Generator | None = None
                           ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The train augmentation a DataConfig asks for (flip only if cfg.flip)."""
-    return TrainTransform(cfg.img_size, scale=cfg.scale, crop=crop, flip=cfg.flip,
-                          rand_augment=cfg.rand_augment, random_erasing=cfg.random_erasing,
-                          mean=cfg.mean, std=cfg.std, generator=generator)
+    """The train augmentation a DataConfig asks for (its crop, antialias, flip, RandAugment,
+    erasing)."""
+    return TrainTransform(cfg.img_size, scale=cfg.scale, crop=cfg.crop, antialias=cfg.antialias,
+                          flip=cfg.flip, rand_augment=cfg.rand_augment,
+                          random_erasing=cfg.random_erasing, mean=cfg.mean, std=cfg.std,
+                          generator=generator)
 
 
 def build_eval_transform(cfg: DataConfig, views_spatial: int = 1,
                          short_side: int = 0) -> EvalTransform:
     """Eval resize + crops for a DataConfig; short_side 0 means cfg.img_size."""
     return EvalTransform(cfg.img_size, views_spatial=views_spatial, short_side=short_side,
-                         mean=cfg.mean, std=cfg.std)
+                         antialias=cfg.antialias, mean=cfg.mean, std=cfg.std)

@@ -17,6 +17,7 @@ from typing import Any, ContextManager
 import torch
 import torch.nn as nn
 import yaml
+from timm.layers import trunc_normal_
 
 from videopeft import peft
 from videopeft.config import RunConfig, config_to_dict
@@ -117,7 +118,8 @@ def resolve_num_classes(cfg: RunConfig, class_names: list[str]) -> int:
 
 
 def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = True) -> nn.Module:
-    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged).
+    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged),
+    then the head re-drawn when `model.head_init_std` > 0.
 
     `load_weights=False` builds the architecture only, for weights loaded from another file.
     """
@@ -129,6 +131,11 @@ def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = Tru
                          img_size=cfg.data.img_size, tubelet_size=m.tubelet_size, **kwargs)
     if load_weights and m.pretrained:
         load_pretrained(model, m.pretrained, pos_policy=m.pos_policy)
+    if m.head_init_std > 0 and isinstance(model.head, nn.Linear):
+        # AdaptFormer re-draws the head weight after loading ("following MoCo v3"; the bias keeps
+        # its value): ShoufaChen/AdaptFormer:main_video.py, trunc_normal_(head.weight, std=0.01)
+        with torch.no_grad():
+            trunc_normal_(model.head.weight, std=m.head_init_std)
     return model
 
 

@@ -104,7 +104,9 @@ def plot_confusion_matrix(matrix: Any, class_names: Sequence[str], path: str | o
 
 
 def plot_frame_study(rows: list[dict], path: str | os.PathLike, metric: str = "video_top1") -> Path:
-    """Accuracy vs frames, one line per method (mean over seeds, min-max band when > 1 seed)."""
+    """Accuracy vs frames, one line per method (mean over seeds, min-max band when > 1 seed).
+
+    Rows of dense cells (a `stride`) label each tick with the stride and span, e.g. "4 (x16, 64)"."""
     by_method: dict[str, dict[int, list[float]]] = {}
     for r in rows:
         if isinstance(r.get(metric), (int, float)):
@@ -119,9 +121,11 @@ def plot_frame_study(rows: list[dict], path: str | os.PathLike, metric: str = "v
                             [max(cells[f]) for f in frames], alpha=0.2)
     ax.set_xscale("log", base=2)
     all_frames = sorted({int(r["frames"]) for r in rows})
+    clips = {int(r["frames"]): (r["stride"], r["span"]) for r in rows if r.get("stride")}
     if all_frames:
-        ax.set_xticks(all_frames, labels=[str(f) for f in all_frames])
-    ax.set_xlabel("frames per clip")
+        ax.set_xticks(all_frames, labels=[f"{f} (x{clips[f][0]}, {clips[f][1]})" if f in clips
+                                          else str(f) for f in all_frames])
+    ax.set_xlabel("frames per clip (stride, span in frames)" if clips else "frames per clip")
     ax.set_ylabel(f"{metric} (%)")
     ax.grid(alpha=0.3)
     ax.legend()

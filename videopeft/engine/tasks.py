@@ -118,9 +118,10 @@ def mix_clips(mixup: Callable, clips: torch.Tensor, labels: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup/CutMix on clips (B, C, T, H, W): the same box / weight for every frame of a clip.
 
-    timm's Mixup cuts boxes from the last two axes of a 4-D batch, so the clip is viewed as
-    (B, C*T, H, W) (MCG-NJU/VideoMAE:engine_for_finetuning.py passes 5-D tensors and gets boxes
-    over (T, H) instead).
+    VideoMAE mixes its 5-D batches with its own copy of timm's Mixup, which pastes boxes with
+    `x[..., yl:yh, xl:xh]`: one (H, W) box for every frame (MCG-NJU/VideoMAE:mixup.py). timm's
+    Mixup pastes with `x[:, :, yl:yh, xl:xh]`, which on a 5-D batch would cut (T, H), so the
+    clip is viewed as (B, C*T, H, W) for it.
     """
     b, c, t, h, w = clips.shape
     flat = clips.reshape(b, c * t, h, w).clone()

@@ -9,10 +9,15 @@ optimizer arguments), not a second loop; parameter groups and the schedule are i
 Features:
     * timm optimizers (`train.opt`) on the trainable parameters only, no weight decay on biases,
       norms and other 1-D tensors, VideoMAE layer decay (`train.layer_decay`);
-    * timm cosine schedule with linear warmup, stepped per optimizer step; the lr is
-      ``train.blr * global_batch / 256`` when ``train.lr`` is 0 (min_lr scaled the same way);
+    * timm cosine schedule with linear warmup from `train.warmup_lr`, stepped per optimizer step;
+      the lr is ``train.blr * global_batch / 256`` when ``train.lr`` is 0 (min_lr and warmup_lr
+      scaled the same way);
     * AMP (`train.amp`: auto = bf16 on CUDA, off on CPU; fp16 with a GradScaler), gradient
       accumulation (DDP gradients synchronised on the last micro-step only), clipping;
+      `train.global_batch` fixes the batch a step sees, whatever the world size: the accumulation
+      is derived from it (`accum_steps_for`), and the log states the global batch and the lr;
+    * BatchNorm statistics per process, as AdaptFormer's DDP runs have them, or over all GPUs
+      with `train.sync_bn`;
     * timm Mixup/CutMix with soft-target loss, label smoothing, optional EMA of the weights;
     * DDP through torchrun; the data order depends only on (seed, epoch), so any world size with
       the same global batch sees the same samples per step;
@@ -63,11 +68,11 @@ from .evaluate import evaluate, evaluate_model, write_manifest
 from .hostsync import LossWatch, synchronize
 from .loaders import build_train_loader
 from .logging import MetricsLogger, setup_console_logging
-from .optim import build_optimizer, build_scheduler, scaled_lrs
+from .optim import accum_steps_for, build_optimizer, build_scheduler, scaled_lrs
 from .report import plot_training_curves
 from .tasks import ClassificationTask, Task
 
-__all__ = ["train", "run_training", "Recipe"]
+__all__ = ["train", "run_training", "Recipe", "prepare_batchnorm"]
 
 _log = logging.getLogger(__name__)
 
@@ -146,6 +151,7 @@ class Recipe:
                  logger: MetricsLogger) -> None:
         self.cfg, self.task, self.info, self.out_dir, self.logger = cfg, task, info, out_dir, logger
         self.device = info.device
+        self.accum_steps = accum_steps_for(cfg.train, info.world_size)  # micro-batches per step
         self.pos, self.best = Position(), Best()
         self.last_saved = -1
 
@@ -167,7 +173,7 @@ class Recipe:
         self.train_set, self.class_names = build_dataset(cfg.data, cfg.data.split, train=True,
                                                          manifest=manifest)
         self.loader, self.sampler = build_train_loader(
-            self.train_set, batch_size=t.batch_size, accum_steps=t.accum_steps,
+            self.train_set, batch_size=t.batch_size, accum_steps=self.accum_steps,
             workers=cfg.data.workers, seed=cfg.seed, rank=info.rank,
             world_size=info.world_size, pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = self.sampler.steps_per_epoch
@@ -183,13 +189,7 @@ class Recipe:
         cfg, info = self.cfg, self.info
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank and world size
         model = self.task.build(cfg, self.class_names).to(self.device)
-        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        if info.distributed and has_bn and self.device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # statistics of the global batch
-        elif info.distributed and has_bn:
-            _log.warning("BatchNorm on CPU/gloo uses per-process batch statistics (SyncBatchNorm "
-                         "needs GPUs); results differ slightly from a single-process run")
-        self.model = model
+        self.model = model = prepare_batchnorm(model, cfg.train.sync_bn, info)
         self.precision: Precision = resolve_precision(cfg.train.amp, self.device)
         self.params = count_params(model)
         self.gflops = gflops_per_view(model, cfg.data.num_frames, cfg.data.img_size, self.device,
@@ -206,10 +206,11 @@ class Recipe:
     def _setup_optimizer(self) -> None:
         """timm optimizer over the trainable parameter groups, cosine schedule, AMP scaler."""
         cfg, t = self.cfg, self.cfg.train
-        self.global_batch = t.batch_size * t.accum_steps * self.info.world_size
-        self.lr, self.min_lr = scaled_lrs(cfg, self.global_batch)
+        self.global_batch = t.batch_size * self.accum_steps * self.info.world_size
+        self.lr, self.min_lr, self.warmup_lr = scaled_lrs(cfg, self.global_batch)
         self.optimizer = build_optimizer(self.model, cfg, self.lr, self.task.opt_kwargs)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch, self.min_lr)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch, self.min_lr,
+                                         self.warmup_lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
 
     def _log_setup(self) -> None:
@@ -218,16 +219,19 @@ class Recipe:
         self.logger.log(
             "setup", 0, task=self.task.name, params_total=p["total"],
             params_trainable=p["trainable"], gflops_per_view=g, gmacs_per_view=g / 2,
-            world_size=self.info.world_size, global_batch=self.global_batch, lr=self.lr,
-            min_lr=self.min_lr, steps_per_epoch=self.steps_per_epoch,
+            world_size=self.info.world_size, batch_size=self.cfg.train.batch_size,
+            accum_steps=self.accum_steps, global_batch=self.global_batch, lr=self.lr,
+            min_lr=self.min_lr, warmup_lr=self.warmup_lr, steps_per_epoch=self.steps_per_epoch,
             epochs=self.cfg.train.epochs, max_steps=self.max_steps,
             precision=self.precision.name, device=str(self.device),
             train_videos=len(self.train_set), classes=len(self.class_names))
         _log.info("params: %s total, %s trainable (%.3f%%); %.4g GFLOPs per view (%.4g GMACs); "
-                  "global batch %d, lr %.3g, %d steps per epoch, precision %s",
+                  "global batch %d (%d processes x %d clips x %d accumulation steps), lr %.3g, "
+                  "%d steps per epoch, precision %s",
                   f"{p['total']:,}", f"{p['trainable']:,}",
                   100 * p["trainable"] / max(p["total"], 1), g, g / 2, self.global_batch,
-                  self.lr, self.steps_per_epoch, self.precision.name)
+                  self.info.world_size, self.cfg.train.batch_size, self.accum_steps, self.lr,
+                  self.steps_per_epoch, self.precision.name)
 
     # ------------------------------------------------------------------ state
     @property
@@ -329,19 +333,19 @@ class Recipe:
         t, task = self.cfg.train, self.task
         self.scheduler.step_update(self.pos.step)
         loss_sum, data_time = torch.zeros((), device=self.device), 0.0
-        for micro in range(t.accum_steps):
+        for micro in range(self.accum_steps):
             data_start = time.perf_counter()
             clips, labels, _ = next(batches)
             data_time += time.perf_counter() - data_start
             clips = clips.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             # DDP all-reduces gradients during backward; only the last micro-step needs that
-            last = micro == t.accum_steps - 1
+            last = micro == self.accum_steps - 1
             sync = self.ddp_model.no_sync() if self.info.distributed and not last \
                 else contextlib.nullcontext()
             with sync:
                 with self.precision.autocast():
-                    loss = task.loss(self.ddp_model, clips, labels) / t.accum_steps
+                    loss = task.loss(self.ddp_model, clips, labels) / self.accum_steps
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach()
         self.loss_watch.observe(loss_sum, self.pos.step, self.pos.epoch)  # checked on log steps
@@ -360,7 +364,7 @@ class Recipe:
                     progress: Any) -> None:
         """Throughput, logging and step checkpoints after optimizer step `pos.step`."""
         t, step = self.cfg.train, self.pos.step
-        self.meter.add(t.batch_size * t.accum_steps, step_time, data_time)
+        self.meter.add(t.batch_size * self.accum_steps, step_time, data_time)
         if self.meter.ready:
             self._report_efficiency()
         if step % t.log_every == 0 or step == self.max_steps:
@@ -458,6 +462,7 @@ def train(cfg: RunConfig, *, run_name: str = "run") -> dict:
 
 def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
     """Set up the run folder and logs, run the `Recipe`, and always write manifest and log."""
+    accum_steps_for(cfg.train, dist.get_dist_info().world_size)  # stops before any folder exists
     owns_group = not torch.distributed.is_initialized()
     info = dist.init_distributed(cfg.device)
     setup_console_logging(info.is_main)
@@ -488,6 +493,23 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
 
 
 # ============================================================================= helpers
+
+def prepare_batchnorm(model: nn.Module, sync_bn: bool, info: dist.DistInfo) -> nn.Module:
+    """The model with BatchNorm statistics per process (AdaptFormer's DDP runs: a plain
+    BatchNorm1d head, ShoufaChen/AdaptFormer:main_video.py) or, with `sync_bn` on several CUDA
+    processes, over all of them (SyncBatchNorm)."""
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if not (info.distributed and has_bn):
+        return model
+    if not sync_bn:
+        _log.info("BatchNorm statistics are per process (train.sync_bn: false)")
+        return model
+    if info.device.type != "cuda":
+        _log.warning("train.sync_bn needs CUDA processes; BatchNorm keeps per-process statistics "
+                     "on %s", info.device)
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
 
 def _seed_all(seed: int) -> None:
     """Seed python, numpy and torch (dropout, masks, mixup draw from them)."""

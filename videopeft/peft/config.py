@@ -15,11 +15,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from videopeft.constants import QKV_PARTS
 from videopeft.errors import Problem, check, fraction, one_of, positive_int
 
 __all__ = [
     "PeftConfig", "Layers", "layers_problem", "SLICE_PATTERN", "AdaptMLPConfig", "VPTConfig",
-    "PrefixConfig", "AdapterConfig", "LoraConfig", "LORA_TARGETS", "BitFitConfig",
+    "PrefixConfig", "AdapterConfig", "LoraConfig", "LORA_TARGETS", "qkv_part", "BitFitConfig",
     "PartialConfig", "LinearConfig", "FullConfig", "METHOD_CONFIGS",
 ]
 
@@ -174,14 +175,29 @@ class AdapterConfig(PeftConfig):
                 layers_problem("layers", self.layers)]
 
 
-# the Linear layers of a block that LoRA can wrap, by name suffix
-LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
+# the Linear layers of a block that LoRA can wrap, by name suffix; attn.q / attn.k / attn.v are
+# the row blocks of the fused attn.qkv
+LORA_TARGETS = ("attn.qkv", "attn.q", "attn.k", "attn.v", "attn.proj", "mlp.fc1", "mlp.fc2")
+
+
+def qkv_part(target: str) -> tuple[str, str] | None:
+    """("attn.qkv", "q") for a target naming one part of a fused qkv ("attn.q"), else None."""
+    owner, _, part = target.rpartition(".")
+    if part in QKV_PARTS:
+        return (f"{owner}.qkv" if owner else "qkv"), part
+    return None
 
 
 @dataclass(kw_only=True)
 class LoraConfig(PeftConfig):
     """LoRA options: rank r, alpha (update scale alpha/r), dropout on the LoRA input, target
-    Linears by name suffix (attn.qkv, attn.proj, mlp.fc1, mlp.fc2), blocks (None = all)."""
+    Linears by name suffix (attn.qkv, attn.proj, mlp.fc1, mlp.fc2), blocks (None = all).
+
+    A target `attn.q`, `attn.k` or `attn.v` puts a rank-r update on that part of the fused
+    `attn.qkv` only (its output rows), each part with its own factors: `[attn.q, attn.v]` is the
+    LoRA paper's W_q, W_v setting (Hu et al. 2021; microsoft/LoRA:loralib/layers.py `MergedLinear`
+    with enable_lora=[True, False, True] on a fused projection).
+    """
 
     name: ClassVar[str] = "lora"
     rank: int = 8
@@ -209,7 +225,17 @@ class LoraConfig(PeftConfig):
                 None if targets_ok else Problem(f"expected a non-empty list of layer names such "
                                                 f"as {list(LORA_TARGETS)}, got {self.targets!r}",
                                                 "targets"),
+                self._overlap_problem() if targets_ok else None,
                 layers_problem("layers", self.layers)]
+
+    def _overlap_problem(self) -> Problem | None:
+        """A part of qkv and the whole qkv cannot both be targets (two updates on one weight)."""
+        both = [t for t in self.targets if (qkv_part(t) or ("",))[0] in self.targets]
+        if both:
+            whole = qkv_part(both[0])[0]
+            return Problem(f"expected either {whole} or its parts, got both ({whole} and "
+                           f"{', '.join(both)})", "targets")
+        return None
 
 
 @dataclass(kw_only=True)

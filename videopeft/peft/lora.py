@@ -3,9 +3,14 @@
 `LoRALinear` replaces an nn.Linear in place and keeps that layer's `weight`/`bias` Parameters, so
 the base keys stay (`blocks.i.attn.qkv.weight`); the update adds `<layer>.lora_down.weight` (r, in;
 kaiming-uniform) and `<layer>.lora_up.weight` (out, r; zeros, so a fresh update is a no-op).
-Dropout acts on the input of the low-rank path only. `merge()` folds the update into `weight`
-(delta computed in fp32, refused if not finite) and `unmerge()` takes it out again.
-Targets match module names by exact name or '.'-suffix (HF peft's rule).
+On a fused `attn.qkv` the update can instead cover some of its parts (targets `attn.q`,
+`attn.v`, ...; rows ordered q, k, v): each part p gets its own `<layer>.lora_down_<p>.weight`
+(r, in) and `<layer>.lora_up_<p>.weight` (out/3, r), and the other parts' rows get no update, as
+the LoRA paper's W_q, W_v setting (microsoft/LoRA:loralib/layers.py `MergedLinear`).
+Dropout acts on the input of the low-rank path only (once, shared by the parts, as loralib).
+`merge()` folds the update into `weight` (delta computed in fp32, refused if not finite) and
+`unmerge()` takes it out again. Targets match module names by exact name or '.'-suffix (HF peft's
+rule).
 """
 from __future__ import annotations
 
@@ -16,11 +21,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from videopeft.constants import QKV_PARTS
 from videopeft.errors import Problem, check
 from videopeft.models.vit import VideoViT
 
 from .base import resolve_layers
-from .config import LoraConfig
+from .config import LoraConfig, qkv_part
 
 __all__ = ["LoraConfig", "LoRALinear", "apply_lora", "merge_lora", "unmerge_lora"]
 
@@ -28,39 +34,77 @@ _log = logging.getLogger(__name__)
 
 
 class LoRALinear(nn.Module):
-    """A frozen linear map plus a trainable rank-r update scaled by alpha / r."""
+    """A frozen linear map plus a trainable rank-r update scaled by alpha / r: on the whole
+    output, or one update per named part (`parts`, a subset of q, k, v) of a fused qkv."""
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0,
+                 parts: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.in_features, self.out_features = base.in_features, base.out_features
         self.weight, self.bias = base.weight, base.bias  # keys of the layer it replaces
         self.rank, self.scale = rank, alpha / rank
+        self.parts = tuple(p for p in QKV_PARTS if p in parts)
+        if len(self.parts) != len(parts) or (parts and base.out_features % len(QKV_PARTS)):
+            raise ValueError(f"parts must be some of {list(QKV_PARTS)} of a Linear whose "
+                             f"out_features divides by 3, got {list(parts)} and "
+                             f"{base.out_features}")
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.lora_down = nn.Linear(base.in_features, rank, bias=False, **factory)
-        self.lora_up = nn.Linear(rank, base.out_features, bias=False, **factory)
+        if not self.parts:
+            self.lora_down = nn.Linear(base.in_features, rank, bias=False, **factory)
+            self.lora_up = nn.Linear(rank, base.out_features, bias=False, **factory)
+        width = base.out_features // len(QKV_PARTS)
+        for part in self.parts:
+            setattr(self, f"lora_down_{part}", nn.Linear(base.in_features, rank, bias=False,
+                                                         **factory))
+            setattr(self, f"lora_up_{part}", nn.Linear(rank, width, bias=False, **factory))
         self.merged = False
         self.reset_parameters()
+
+    def factors(self) -> list[tuple[str, nn.Linear, nn.Linear]]:
+        """(suffix, down, up) per update: ("", ...) for the whole output, ("_q", ...) per part."""
+        if not self.parts:
+            return [("", self.lora_down, self.lora_up)]
+        return [(f"_{p}", getattr(self, f"lora_down_{p}"), getattr(self, f"lora_up_{p}"))
+                for p in self.parts]
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """kaiming-uniform down, zero up: the update starts as an exact no-op."""
-        nn.init.kaiming_uniform_(self.lora_down.weight, a=math.sqrt(5))
-        nn.init.zeros_(self.lora_up.weight)
+        for _, down, up in self.factors():
+            nn.init.kaiming_uniform_(down.weight, a=math.sqrt(5))
+            nn.init.zeros_(up.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight, self.bias)
         if self.merged:  # the update already lives in `weight`
             return out
-        return out + self.scale * self.lora_up(self.lora_down(self.lora_dropout(x)))
+        h = self.lora_dropout(x)
+        if not self.parts:
+            return out + self.scale * self.lora_up(self.lora_down(h))
+        width = self.out_features // len(QKV_PARTS)
+        pieces = [getattr(self, f"lora_up_{p}")(getattr(self, f"lora_down_{p}")(h))
+                  if p in self.parts else out.new_zeros(*out.shape[:-1], width)
+                  for p in QKV_PARTS]
+        return out + self.scale * torch.cat(pieces, dim=-1)
 
     def adapter_params(self) -> list[str]:
         """The low-rank factors train; the base `weight`/`bias` stay frozen (AdapterModule)."""
-        return ["lora_down.weight", "lora_up.weight"]
+        return [f"lora_{kind}{suffix}.weight" for suffix, _, _ in self.factors()
+                for kind in ("down", "up")]
 
     def delta_weight(self) -> torch.Tensor:
-        """(alpha/r) * up @ down in fp32, shape (out, in)."""
-        return self.scale * (self.lora_up.weight.float() @ self.lora_down.weight.float())
+        """(alpha/r) * up @ down in fp32, shape (out, in); zero rows for parts without update."""
+        if not self.parts:
+            return self.scale * (self.lora_up.weight.float() @ self.lora_down.weight.float())
+        width = self.out_features // len(QKV_PARTS)
+        delta = self.weight.new_zeros(self.out_features, self.in_features, dtype=torch.float32)
+        for i, part in enumerate(QKV_PARTS):
+            if part in self.parts:
+                up = getattr(self, f"lora_up_{part}").weight.float()
+                down = getattr(self, f"lora_down_{part}").weight.float()
+                delta[i * width:(i + 1) * width] = self.scale * (up @ down)
+        return delta
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -82,8 +126,9 @@ class LoRALinear(nn.Module):
         self.merged = False
 
     def extra_repr(self) -> str:
+        parts = f", parts={','.join(self.parts)}" if self.parts else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"rank={self.rank}, scale={self.scale:g}, merged={self.merged}")
+                f"rank={self.rank}, scale={self.scale:g}{parts}, merged={self.merged}")
 
 
 def _linear_suffixes(model: nn.Module) -> list[str]:
@@ -97,25 +142,36 @@ def _linear_suffixes(model: nn.Module) -> list[str]:
 
 
 def apply_lora(model: VideoViT, cfg: LoraConfig) -> None:
-    """Wrap each nn.Linear whose name ends with a target (in the selected blocks) in a LoRALinear."""
+    """Wrap each nn.Linear whose name ends with a target (in the selected blocks) in a LoRALinear;
+    a target naming a part of a fused qkv (`attn.q`) puts the update on that part only."""
     prefixes = None if cfg.layers is None else tuple(
         f"blocks.{i}." for i in resolve_layers(cfg.layers, len(model.blocks)))
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)
-               and (prefixes is None or n.startswith(prefixes))]
-    chosen: list[str] = []
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)
+               and (prefixes is None or n.startswith(prefixes))}
+    chosen: dict[str, set[str] | None] = {}  # layer name -> its parts, None = the whole output
     problems = []
     for target in cfg.targets:
-        hits = [n for n in linears if n == target or n.endswith("." + target)]
+        whole, part = qkv_part(target) or (target, None)
+        hits = [n for n in linears if n == whole or n.endswith("." + whole)]
         if not hits:
-            problems.append(Problem(f"expected names of nn.Linear layers (suffix match), got "
-                                    f"{target!r} which matches none; candidates: "
+            kind = f"a fused {whole} for part {part!r}" if part else "nn.Linear layers"
+            problems.append(Problem(f"expected names of {kind} (suffix match), got {target!r} "
+                                    f"which matches none; candidates: "
                                     f"{', '.join(_linear_suffixes(model))}", "method.targets"))
-        chosen += [n for n in hits if n not in chosen]
+        for name in hits:
+            if name in chosen and (part is None) != (chosen[name] is None):
+                problems.append(Problem(f"expected either {name} or its parts as targets, got "
+                                        f"both (through {target!r})", "method.targets"))
+            elif part is None:
+                chosen[name] = None
+            else:
+                chosen.setdefault(name, set()).add(part)  # type: ignore[union-attr]
     check(*problems)
-    for name in chosen:
+    for name, parts in chosen.items():
         parent, _, child = name.rpartition(".")
         owner = model.get_submodule(parent) if parent else model
-        setattr(owner, child, LoRALinear(getattr(owner, child), cfg.rank, cfg.alpha, cfg.dropout))
+        setattr(owner, child, LoRALinear(getattr(owner, child), cfg.rank, cfg.alpha, cfg.dropout,
+                                         parts=tuple(parts or ())))
     _log.debug("lora: wrapped %d linears", len(chosen))
 
 

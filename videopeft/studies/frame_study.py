@@ -2,13 +2,20 @@
 
 A grid of cells (frames x methods x seeds); each cell is one full run (train + multi-view eval)
 of the base config with ``data.num_frames`` and ``method`` replaced, in its own folder
-``<study>/<method>-f<frames>-s<seed>/``. A cell whose ``results.json`` exists is skipped, and an
-unfinished cell resumes from its checkpoints, so re-running the same command completes a study.
+``<study>/<method>-f<frames>-s<seed>/`` (``-f<frames>x<stride>-`` with dense sampling). A cell
+whose ``results.json`` exists is skipped, and an unfinished cell resumes from its checkpoints, so
+re-running the same command completes a study.
 
-Per cell the table records video/clip top-1/top-5, trainable parameters, GFLOPs per view, training
-throughput (clips/s) and peak memory (CUDA peak allocation, or the process's peak RSS on CPU,
-which only grows across the cells of one process). Outputs in the study folder:
-``frame_study.csv``, ``frame_study.md`` and ``frame_study.png`` (video top-1 vs frames per method).
+With dense sampling the `policy` says what fewer frames give up: ``coverage`` (the default) keeps
+the clip's span, the base config's ``num_frames * stride`` frames of video, and stretches the stride
+(`videopeft.data.sampling.frames_for_study`: 16 x 4, 8 x 8, 4 x 16 all span 64); ``fixed`` keeps the
+stride, so the span shrinks with the frames. Segment sampling always spans the whole video.
+
+Per cell the table records the sampling, stride and span, video/clip top-1/top-5, trainable
+parameters, GFLOPs per view, training throughput (clips/s) and peak memory (CUDA peak allocation,
+or the process's peak RSS on CPU, which only grows across the cells of one process). Outputs in the
+study folder: ``frame_study.csv``, ``frame_study.md`` and ``frame_study.png`` (video top-1 vs
+frames per method, each dense point labelled with its stride).
 """
 from __future__ import annotations
 
@@ -23,33 +30,41 @@ from typing import Sequence
 import torch
 
 from videopeft.config import RunConfig, method_config
+from videopeft.constants import STUDY_POLICIES
+from videopeft.data.sampling import frames_for_study
 from videopeft.engine import distributed as dist
 from videopeft.engine.logging import read_jsonl
 from videopeft.engine.report import markdown_table, plot_frame_study
 from videopeft.engine.train import train
-from videopeft.errors import ConfigError
+from videopeft.errors import ConfigError, check, one_of
 from videopeft.io import atomic_write_text
 
-__all__ = ["cell_name", "cell_config", "run_frame_study", "collect_row", "write_study_outputs",
-           "COLUMNS"]
+__all__ = ["cell_name", "cell_config", "cell_sampling", "run_frame_study", "collect_row",
+           "write_study_outputs", "COLUMNS"]
 
 _log = logging.getLogger(__name__)
 
-COLUMNS = ("method", "frames", "seed", "video_top1", "video_top5", "clip_top1", "clip_top5",
-           "params_trainable", "gflops_per_view", "clips_per_s", "peak_memory_mb", "run")
+COLUMNS = ("method", "frames", "seed", "sampling", "stride", "span", "video_top1", "video_top5",
+           "clip_top1", "clip_top5", "params_trainable", "gflops_per_view", "clips_per_s",
+           "peak_memory_mb", "run")
 
 
-def cell_name(method: str, frames: int, seed: int) -> str:
-    """The folder name of one cell: ``<method>-f<frames>-s<seed>``."""
-    return f"{method}-f{frames}-s{seed}"
+def cell_name(method: str, frames: int, seed: int, stride: int | None = None) -> str:
+    """The folder name of one cell: ``<method>-f<frames>-s<seed>``, with dense sampling
+    ``<method>-f<frames>x<stride>-s<seed>`` (VideoMAE's "16x4")."""
+    clip = f"f{frames}" if stride is None else f"f{frames}x{stride}"
+    return f"{method}-{clip}-s{seed}"
 
 
-def cell_config(base: RunConfig, method: str, frames: int, seed: int, out_dir: Path) -> RunConfig:
-    """The base config with this cell's frames, method, seed and folder (resume: auto).
+def cell_config(base: RunConfig, method: str, frames: int, seed: int, out_dir: Path,
+                policy: str = "coverage") -> RunConfig:
+    """The base config with this cell's frames, method, seed and folder (resume: auto), and with
+    dense sampling the stride of `policy` (coverage: the base clip's span over `frames`).
 
     The base method's options are kept when its name is `method`; other methods get their
     defaults plus the base method's `head_bn`, so every cell has the same head.
     """
+    check(one_of("policy", policy, STUDY_POLICIES))
     cfg = copy.deepcopy(base)
     cfg.data.num_frames = frames
     if base.method.name != method:
@@ -57,10 +72,29 @@ def cell_config(base: RunConfig, method: str, frames: int, seed: int, out_dir: P
     if frames % cfg.model.tubelet_size:
         raise ConfigError(f"{frames} is not a multiple of model.tubelet_size "
                           f"{cfg.model.tubelet_size}", key="frames")
+    if base.data.sampling == "dense":
+        coverage = base.data.num_frames * base.data.stride
+        try:
+            _, cfg.data.stride = frames_for_study(frames, policy, base_coverage=coverage,
+                                                  stride=base.data.stride)
+        except ValueError:
+            raise ConfigError(f"policy=coverage cannot spread {frames} frames over the base "
+                              f"clip's {coverage} ({base.data.num_frames} x stride "
+                              f"{base.data.stride}); use fewer frames or policy=fixed",
+                              key="frames") from None
     cfg.seed = seed
     cfg.output_dir = str(out_dir)
     cfg.train.resume = "auto"
     return cfg
+
+
+def cell_sampling(cfg: RunConfig) -> dict:
+    """A cell's sampling columns: scheme, stride and span (frames of video one clip covers:
+    num_frames * stride, VideoMAE's window; the whole video for segment sampling)."""
+    d = cfg.data
+    if d.sampling == "dense":
+        return {"sampling": "dense", "stride": d.stride, "span": d.num_frames * d.stride}
+    return {"sampling": d.sampling, "stride": None, "span": "whole video"}
 
 
 def collect_row(cell_dir: Path, method: str, frames: int, seed: int) -> dict:
@@ -80,16 +114,22 @@ def collect_row(cell_dir: Path, method: str, frames: int, seed: int) -> dict:
 
 
 def run_frame_study(base: RunConfig, frames: Sequence[int], methods: Sequence[str],
-                    seeds: Sequence[int] = (0,), *, out_dir: str | Path) -> list[dict]:
-    """Run (or finish) every cell of the grid, then write the table and the plot; returns rows."""
+                    seeds: Sequence[int] = (0,), *, out_dir: str | Path,
+                    policy: str = "coverage") -> list[dict]:
+    """Run (or finish) every cell of the grid, then write the table and the plot; returns rows.
+
+    `policy` (coverage | fixed) sets each dense cell's stride; see the module docstring."""
     out_dir = Path(out_dir)
     cells = [(m, int(f), int(s)) for m in methods for f in frames for s in seeds]
-    configs = {c: cell_config(base, *c, out_dir / cell_name(*c)) for c in cells}  # all checked first
+    configs = {c: cell_config(base, *c, out_dir, policy) for c in cells}  # all checked first
+    dirs = {c: out_dir / cell_name(*c, stride=cell_sampling(configs[c])["stride"]) for c in cells}
+    for cell, cfg in configs.items():
+        cfg.output_dir = str(dirs[cell])
     owns_group = not torch.distributed.is_initialized()
     dist.init_distributed(base.device)  # one process group for every cell
     try:
         for i, cell in enumerate(cells, 1):
-            cell_dir = out_dir / cell_name(*cell)
+            cell_dir = dirs[cell]
             if (cell_dir / "results.json").is_file():
                 _log.info("[%d/%d] %s: done, skipped", i, len(cells), cell_dir.name)
                 continue
@@ -98,7 +138,7 @@ def run_frame_study(base: RunConfig, frames: Sequence[int], methods: Sequence[st
                 torch.cuda.reset_peak_memory_stats()
             train(configs[cell], run_name=cell_dir.name)
         dist.barrier()
-        rows = [collect_row(out_dir / cell_name(*c), *c) for c in cells]
+        rows = [{**collect_row(dirs[c], *c), **cell_sampling(configs[c])} for c in cells]
         if dist.is_main():
             write_study_outputs(rows, out_dir)
         return rows
