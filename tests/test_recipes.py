@@ -87,6 +87,10 @@ VIDEOMAE_PT = Expected(torch.optim.AdamW, lr=1.5e-4 * 2048 / 256, min_lr=1e-5 * 
 SYNTHETIC_ADAPTFORMER = Expected(torch.optim.SGD, lr=0.05, min_lr=0.0, warmup_lr=0.0,
                                  crop="multi_scale", train_antialias=True, head_std=0.01,
                                  bn_head=True, momentum=0.9, views=(2, 3, "logit_mean"))
+# the GPU kit's frame study measures cost on a random frozen backbone: no paper recipe to match
+GPU_STUDY = Expected(torch.optim.AdamW, lr=1e-3, min_lr=0.0, warmup_lr=0.0, crop="random_resized",
+                     train_antialias=False, head_std=0.02 * 0.001, bn_head=True,
+                     betas=(0.9, 0.999), views=(2, 3, "logit_mean"))
 DEMO = dict(opt=torch.optim.AdamW, lr=1e-2, warmup_lr=0.0, crop="random_resized",
             train_antialias=True, head_std=0.02 * 0.001, bn_head=True, betas=(0.9, 0.999))
 
@@ -108,6 +112,8 @@ EXPECTED: dict[str, Expected] = {
     "synthetic/pretrain.yaml": Expected(torch.optim.AdamW, lr=1.5e-3, min_lr=1e-5, warmup_lr=0.0,
                                         crop="multi_scale", train_antialias=True, head_std=None,
                                         bn_head=False, betas=(0.9, 0.95), dense_train="stride"),
+    "synthetic/frame_study_gpu.yaml": GPU_STUDY,
+    "synthetic/frame_study_gpu_dry.yaml": dataclasses.replace(GPU_STUDY, views=(2, 1, "logit_mean")),
     "demo/demo.yaml": Expected(**DEMO, min_lr=0.0, views=(2, 3, "logit_mean")),
     "demo/smoke.yaml": Expected(**DEMO, min_lr=1e-6, views=(2, 1, "softmax_mean")),
 }
