@@ -150,6 +150,14 @@ def test_decode_counts_from_forked_processes_add_up(tmp_path):
     assert sum_decode_counts(records) == {"train": {"decord": 1, "pyav": 7}}
 
 
+def test_a_spool_that_cannot_be_written_never_breaks_a_decode(tmp_path, caplog):
+    manifest = Manifest(tmp_path / "spool")
+    shutil.rmtree(tmp_path / "spool")
+    for _ in range(3):
+        manifest.count_decode("train", "pyav")  # no exception: the decode it counts stands
+    assert sum("decode counts stop" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_source_version_outside_a_checkout_has_no_commit(tmp_path, monkeypatch):
     package = tmp_path / "site-packages" / "videopeft"
     package.mkdir(parents=True)

@@ -1,11 +1,11 @@
-"""Probe every video of an annotation or folder; write manifest.json: `videopeft check-videos`, run from a checkout.
+"""`videopeft check-videos` from a checkout: probe every video, write manifest.json.
 
-    python tools/check_videos.py --help      # arguments, usage (videopeft/cli/check_videos.py)
+    python tools/check_videos.py --help    # usage; the code is videopeft/cli/check_videos.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import check_videos, run_main  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""The embedded demo (`make demo`): `videopeft demo`, run from a checkout.
+"""`videopeft demo` from a checkout: the embedded demo (`make demo`).
 
-    python tools/demo.py --help      # arguments, usage (videopeft/cli/demo.py)
+    python tools/demo.py --help    # usage; the code is videopeft/cli/demo.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import demo, run_main  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""Evaluate a checkpoint with the config's multi-view protocol: `videopeft eval`, run from a checkout.
+"""`videopeft eval` from a checkout: evaluate a checkpoint (multi-view protocol).
 
-    python tools/eval.py --help      # arguments, usage (videopeft/cli/evaluate.py)
+    python tools/eval.py --help    # usage; the code is videopeft/cli/evaluate.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import evaluate, run_main  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""Export a run or adapter for Hugging Face, or import a peft LoRA: `videopeft export`, run from a checkout.
+"""`videopeft export` from a checkout: export for Hugging Face, or import a peft LoRA.
 
-    python tools/export.py --help      # arguments, usage (videopeft/cli/export.py)
+    python tools/export.py --help    # usage; the code is videopeft/cli/export.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import export, run_main  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""Accuracy vs number of frames, per PEFT method: `videopeft frame-study`, run from a checkout.
+"""`videopeft frame-study` from a checkout: accuracy vs number of frames, per PEFT method.
 
-    python tools/frame_study.py --help      # arguments, usage (videopeft/cli/frame_study.py)
+    python tools/frame_study.py --help    # usage; the code is videopeft/cli/frame_study.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import frame_study, run_main  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""Classify a video file with one or several task adapters: `videopeft infer`, run from a checkout.
+"""`videopeft infer` from a checkout: classify a video with one or several task adapters.
 
-    python tools/infer.py --help      # arguments, usage (videopeft/cli/infer.py)
+    python tools/infer.py --help    # usage; the code is videopeft/cli/infer.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import infer, run_main  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""Write a synthetic benchmark as encoded videos: `videopeft make-synthetic`, run from a checkout.
+"""`videopeft make-synthetic` from a checkout: write a synthetic benchmark as videos.
 
-    python tools/make_synthetic.py --help      # arguments, usage (videopeft/cli/make_synthetic.py)
+    python tools/make_synthetic.py --help    # usage; the code is videopeft/cli/make_synthetic.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import make_synthetic, run_main  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""Fold a LoRA adapter (and a BN head) into plain backbone weights: `videopeft merge`, run from a checkout.
+"""`videopeft merge` from a checkout: fold a LoRA adapter into plain backbone weights.
 
-    python tools/merge.py --help      # arguments, usage (videopeft/cli/merge.py)
+    python tools/merge.py --help    # usage; the code is videopeft/cli/merge.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import merge, run_main  # noqa: E402
 

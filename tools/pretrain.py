@@ -1,11 +1,11 @@
-"""VideoMAE masked pre-training of a backbone: `videopeft pretrain`, run from a checkout.
+"""`videopeft pretrain` from a checkout: VideoMAE masked pre-training of a backbone.
 
-    python tools/pretrain.py --help      # arguments, usage (videopeft/cli/pretrain.py)
+    python tools/pretrain.py --help    # usage; the code is videopeft/cli/pretrain.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import pretrain, run_main  # noqa: E402
 

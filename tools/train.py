@@ -1,11 +1,11 @@
-"""Fine-tune a VideoMAE backbone with a PEFT method: `videopeft train`, run from a checkout.
+"""`videopeft train` from a checkout: fine-tune a backbone with a PEFT method.
 
-    python tools/train.py --help      # arguments, usage (videopeft/cli/train.py)
+    python tools/train.py --help    # usage; the code is videopeft/cli/train.py
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
 from videopeft.cli import train, run_main  # noqa: E402
 

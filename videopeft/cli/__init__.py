@@ -40,7 +40,8 @@ def _summary(module: ModuleType) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     width = max(map(len, COMMANDS))
-    listing = "\n".join(f"  {name:<{width}}  {_summary(module)}" for name, module in COMMANDS.items())
+    listing = "\n".join(f"  {name:<{width}}  {_summary(module)}"
+                        for name, module in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="videopeft", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Parameter-efficient fine-tuning of video transformers (VideoMAE).",

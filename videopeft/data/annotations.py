@@ -20,11 +20,11 @@ from pathlib import Path
 from videopeft.constants import LAYOUTS, SPLITS
 from videopeft.errors import ConfigError, check, one_of
 
-__all__ = ["VideoRecord", "read_annotations", "annotation_files", "VIDEO_EXTENSIONS",
-           "SSV2_PREFIX", "SSV2_SPLIT_FILES", "SSV2_LABELS_FILE", "ssv2_class_name", "ssv2_video_name",
+__all__ = ["VideoRecord", "read_annotations", "VIDEO_EXTENSIONS", "SSV2_PREFIX",
+           "SSV2_SPLIT_FILES", "SSV2_LABELS_FILE", "ssv2_class_name", "ssv2_video_name",
            "HMDB_SPLITS", "HMDB_SPLIT_CODES", "HMDB_SPLIT_MARK", "hmdb_split_suffix",
            "KINETICS_SPLIT_FILES", "KINETICS_FIELDS", "kinetics_label", "kinetics_video_name",
-           "LIST_SPLIT_FILES", "LIST_CLASSES_FILE"]
+           "LIST_SPLIT_FILES", "LIST_CLASSES_FILE", "annotation_files"]
 
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".avi", ".mkv", ".mov", ".m4v")
 

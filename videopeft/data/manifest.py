@@ -104,6 +104,7 @@ class Manifest:
             os.makedirs(self.spool_dir, exist_ok=True)
         self._lock = threading.Lock()
         self._decodes: _DecodeCounter | None = None
+        self._counting_off = -1  # the pid of a process whose counts could not be written
 
     def __getstate__(self) -> dict:
         return {"spool_dir": self.spool_dir}  # no lock, no finalizer: workers never delete
@@ -111,7 +112,7 @@ class Manifest:
     def __setstate__(self, state: dict) -> None:
         self.spool_dir = state["spool_dir"]
         self._lock = threading.Lock()
-        self._decodes = None
+        self._decodes, self._counting_off = None, -1
 
     def add(self, split: str, path: str, backend: str, error: str) -> None:
         """Record that `path` (in `split`) failed with `backend`; safe from any worker process."""
@@ -125,10 +126,18 @@ class Manifest:
 
     def count_decode(self, split: str, backend: str) -> None:
         """Count one successful decode of a `split` video by `backend`; safe from any process."""
+        pid = os.getpid()
         with self._lock:
-            if self._decodes is None or self._decodes.pid != os.getpid():  # new, or a forked copy
-                self._decodes = _DecodeCounter(self.spool_dir)
-            self._decodes.add(self._split(split), backend)
+            if self._counting_off == pid:
+                return
+            try:
+                if self._decodes is None or self._decodes.pid != pid:  # new, or a forked copy
+                    self._decodes = _DecodeCounter(self.spool_dir)
+                self._decodes.add(self._split(split), backend)
+            except OSError as err:  # a full disk, a removed spool: the decode itself stands
+                self._counting_off = pid
+                _log.warning("decode counts stop in process %d (run.json will miss them): %s",
+                             pid, err)
 
     def decode_records(self) -> dict[str, dict[str, dict[str, int]]]:
         """Each counting process's {split: {backend: n}}, keyed by its spool file's name, so that

@@ -1,7 +1,7 @@
 """run.json, the reproducibility record of a run folder: which code, libraries, device, command
 line and data made the run.
 
-    {"videopeft": {"version", "commit", "dirty"},     # commit/dirty: null unless run from a checkout
+    {"videopeft": {"version", "commit", "dirty"},    # commit, dirty: null outside a checkout
      "python": "3.11.7", "platform": "Linux-...", "libraries": {"torch": "2.14.1", ...},
      "device": "cpu", "device_name": "AMD EPYC ...", "world_size": 1,
      "argv": [...], "cwd": "...",                      # the exact command line and where it ran
