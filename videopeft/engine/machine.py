@@ -13,7 +13,7 @@ import torch
 import videopeft
 
 __all__ = ["cpu_name", "device_name", "machine_summary", "LIBRARIES", "library_versions",
-           "source_version"]
+           "source_version", "software"]
 
 # the libraries whose versions decide what a run computes and decodes (run.json names each)
 LIBRARIES = ("torch", "timm", "numpy", "decord", "av", "torchcodec", "transformers", "peft")
@@ -81,3 +81,10 @@ def source_version() -> dict[str, str | bool | None]:
         commit = head.strip() if head else None
         dirty = bool(status.strip()) if status is not None and commit else None
     return {"version": videopeft.__version__, "commit": commit, "dirty": dirty}
+
+
+def software() -> dict:
+    """The software a run used: {"videopeft": source_version(), "python", "platform",
+    "libraries": library_versions()} (run.json's first fields)."""
+    return {"videopeft": source_version(), "python": platform.python_version(),
+            "platform": platform.platform(), "libraries": library_versions()}

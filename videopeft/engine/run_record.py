@@ -19,7 +19,6 @@ line; the counts, kept in the run folder's spool, cover every attempt.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from videopeft.errors import ConfigError, one_line
 from videopeft.io import atomic_write_json, sha256_file
 
 from . import distributed as dist
-from .machine import device_name, library_versions, source_version
+from .machine import device_name, software
 
 __all__ = ["RUN_RECORD", "RUN_RECORD_KEYS", "run_record", "split_facts", "start_run_record",
            "finish_run_record"]
@@ -67,9 +66,7 @@ def split_facts(data: DataConfig, split: str) -> dict[str, Any]:
 
 def run_record(data: DataConfig, splits: Sequence[str], info: dist.DistInfo) -> dict[str, Any]:
     """Everything known when a run starts: code, libraries, device, command line, each split."""
-    return {"videopeft": source_version(), "python": platform.python_version(),
-            "platform": platform.platform(), "libraries": library_versions(),
-            "device": str(info.device), "device_name": device_name(info.device),
+    return {**software(), "device": str(info.device), "device_name": device_name(info.device),
             "world_size": info.world_size, "argv": list(sys.argv), "cwd": os.getcwd(),
             "started": _now(), "ended": None, "finished": False,
             "splits": {split: split_facts(data, split) for split in dict.fromkeys(splits)}}
