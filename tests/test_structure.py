@@ -20,7 +20,8 @@ MODULES = sorted(
 # modules the command line imports before any work: they must not pull in torch (seconds to load)
 LIGHT_MODULES = ["videopeft", "videopeft.config", "videopeft.errors", "videopeft.io",
                  "videopeft.constants", "videopeft.models.archs", "videopeft.peft.config",
-                 "videopeft.engine.cli", "videopeft.engine.logging"]
+                 "videopeft.engine.cli", "videopeft.engine.logging", "videopeft.__main__",
+                 *sorted(m for m in MODULES if m.startswith("videopeft.cli"))]
 
 # third-party packages loaded once in the parent, so each child pays only for videopeft itself
 _PRELOAD = ("torch", "timm", "numpy", "yaml", "einops", "safetensors", "tqdm", "av", "decord",

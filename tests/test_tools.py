@@ -17,7 +17,7 @@ from engine_fixtures import (REPO, python, read_json, tiny_set, tiny_settings,  
 SCHEMA = {"dataset": str, "split": str, "num_videos": int, "num_failed": int, "views": dict,
           "fusion": str, "clip_top1": float, "clip_top5": float, "video_top1": float,
           "video_top5": float, "per_class_top1": dict, "params": dict, "gflops_per_view": float,
-          "method": dict, "num_frames": int}
+          "method": dict, "num_frames": int, "run_record": str}
 
 
 def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
@@ -90,6 +90,10 @@ def test_train_and_eval_tools_write_the_whole_run_layout(tiny_set, tmp_path):
     check_results_schema(results, num_videos=3)
     assert (results["views"], results["num_frames"]) == ({"temporal": 2, "spatial": 3}, 4)
     assert read_json(run / "manifest.json") == {}
+    # run.json: the exact command line (tests/test_run_record.py checks every other field)
+    assert results["run_record"] == "run.json"
+    assert read_json(run / "run.json")["argv"] == [
+        str(REPO / "tools" / "train.py"), str(config), f"output_dir={run}", "train.epochs=2"]
     for plot in ("loss", "lr", "accuracy", "confusion_matrix"):
         assert (run / "plots" / f"{plot}.png").stat().st_size > 1000
     rows = list(csv.DictReader((run / "predictions.csv").open()))
@@ -103,6 +107,8 @@ def test_train_and_eval_tools_write_the_whole_run_layout(tiny_set, tmp_path):
     assert read_json(out / "results.json") == results
     assert (out / "predictions.csv").read_text() == (run / "predictions.csv").read_text()
     assert (out / "plots" / "confusion_matrix.png").is_file() and (out / "manifest.json").is_file()
+    assert read_json(out / "run.json")["argv"][1:] == [
+        str(config), f"checkpoint={run}/checkpoints/last.pt", f"output_dir={out}"]
 
 
 def test_a_config_error_is_one_line_on_stderr_and_exit_2(tmp_path):

@@ -1,48 +1,15 @@
-"""Probe every video of an annotation (or every video file under a folder) and write manifest.json.
+"""`videopeft check-videos` from a checkout: probe every video, write manifest.json.
 
-    python tools/check_videos.py ANNOTATION_OR_DIR [--layout ssv2] [--root VIDEOS] [--backend auto]
-
-manifest.json lists the videos no backend can decode under their split, and the readable but
-suspicious ones (one frame, wrong extension, truncated, no owner read permission) under
-"warnings"; both counts are printed.
+    python tools/check_videos.py --help    # usage; the code is videopeft/cli/check_videos.py
 """
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
-from videopeft.constants import BACKENDS, LAYOUTS  # noqa: E402
-from videopeft.data.annotations import HMDB_SPLITS  # noqa: E402
-from videopeft.data.check import check_videos  # noqa: E402
-from videopeft.engine.cli import run_main  # noqa: E402
+from videopeft.cli import check_videos, run_main  # noqa: E402
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("target", help="annotation file, annotation folder, or a folder of videos")
-    parser.add_argument("--layout", choices=LAYOUTS, default="",
-                        help="annotation layout (default: guessed from the file name; a folder "
-                             "without --layout is scanned for video files)")
-    parser.add_argument("--root", default="", help="folder the annotation's paths are relative to")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--hmdb-split", type=int, default=1, choices=HMDB_SPLITS)
-    parser.add_argument("--full", action="store_true", help="decode every frame, not 3 per video")
-    parser.add_argument("--out", default="manifest.json", help="where to write the manifest")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    result = check_videos(args.target, layout=args.layout, root=args.root, backend=args.backend,
-                          hmdb_split=args.hmdb_split, full=args.full, manifest_path=args.out,
-                          progress=not args.no_progress)
-    read = ", ".join(f"{name} {count}" for name, count in sorted(result.backends.items()))
-    print(f"checked {result.checked} videos: {result.failed} failed, "
-          f"{result.checked - result.failed} readable ({read or 'none'}), "
-          f"{result.warned} of them with warnings")
-    print(f"manifest: {result.manifest_path}")
-    return 0
-
+main = check_videos.main  # the command itself; tests call main(argv) in-process
 
 if __name__ == "__main__":
     run_main(main)

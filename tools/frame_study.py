@@ -1,77 +1,15 @@
-"""Accuracy vs number of frames, per PEFT method: a grid of train + eval runs, resumable.
+"""`videopeft frame-study` from a checkout: accuracy vs number of frames, per PEFT method.
 
-    python tools/frame_study.py CONFIG.yaml frames=[2,4,8,16] methods=[linear,vpt,adaptmlp] \
-        [seeds=[0,1]] [policy=coverage|fixed] [key.sub=value ...]
-
-Each cell runs in <output_dir>/<method>-f<frames>-s<seed>/ (f<frames>x<stride> with dense
-sampling); cells with a results.json are skipped, so re-running the command finishes an interrupted
-study. With dense sampling, policy=coverage (the default) keeps the base clip's span by stretching
-the stride, policy=fixed keeps the stride. output_dir defaults to runs/<config>-frame_study.
-Writes frame_study.csv, frame_study.md and frame_study.png there.
+    python tools/frame_study.py --help    # usage; the code is videopeft/cli/frame_study.py
 """
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also works from an uninstalled checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works uninstalled too
 
-import yaml  # noqa: E402
+from videopeft.cli import frame_study, run_main  # noqa: E402
 
-from videopeft.config import load_config  # noqa: E402
-from videopeft.constants import STUDY_POLICIES  # noqa: E402
-from videopeft.engine.builder import run_name_of  # noqa: E402
-from videopeft.engine.cli import is_main_process, run_main, split_key  # noqa: E402
-from videopeft.errors import ConfigError  # noqa: E402
-from videopeft.studies.frame_study import run_frame_study  # noqa: E402
-
-
-def _list(raw: str | None, key: str, default: list | None = None) -> list:
-    if raw is None:
-        if default is None:
-            raise ConfigError(f"expected {key}=[...], e.g. frames=[2,4,8,16]", key=key,
-                              where="command line")
-        return default
-    value = yaml.safe_load(raw)
-    value = value if isinstance(value, list) else [value]
-    if not value:
-        raise ConfigError(f"expected a non-empty list, got {raw!r}", key=key, where="command line")
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="base YAML config")
-    parser.add_argument("overrides", nargs="*",
-                        help="frames=[...] methods=[...] [seeds=[...]] [policy=coverage|fixed] "
-                             "and dotted.key=value")
-    args = parser.parse_args(argv)
-    frames, rest = split_key(args.overrides, "frames")
-    methods, rest = split_key(rest, "methods")
-    seeds, rest = split_key(rest, "seeds")
-    policy, rest = split_key(rest, "policy")
-    if policy is not None and policy not in STUDY_POLICIES:
-        raise ConfigError(f"expected one of {list(STUDY_POLICIES)}, got {policy!r}", key="policy",
-                          where="command line")
-    frames = _list(frames, "frames")
-    if not all(isinstance(f, int) and f > 0 for f in frames):
-        raise ConfigError(f"expected positive integers, got {frames}", key="frames",
-                          where="command line")
-    methods = [str(m) for m in _list(methods, "methods")]
-    seeds = _list(seeds, "seeds", [0])
-    if not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"expected integers, got {seeds}", key="seeds", where="command line")
-    cfg = load_config(args.config, rest)
-    out_dir = cfg.output_dir or f"runs/{run_name_of(args.config)}-frame_study"
-    rows = run_frame_study(cfg, frames, methods, seeds, out_dir=out_dir,
-                           policy=policy or "coverage")
-    if is_main_process():
-        print(f"frame study ({len(rows)} cells): {out_dir}/frame_study.md, "
-              f"{out_dir}/frame_study.csv, {out_dir}/frame_study.png")
-    return 0
-
+main = frame_study.main  # the command itself; tests call main(argv) in-process
 
 if __name__ == "__main__":
     run_main(main)

@@ -3,13 +3,16 @@
 `import videopeft.config` (and so a command line's `--help` and config checks) must not pay for
 torch + timm, which take seconds to import; the packages' public names therefore resolve when
 first touched: `videopeft.create_model` imports `videopeft.models.vit` at that moment.
+`lazy_module` does the same for one module that a command-line entry point runs: the command
+names it at the top of its file and pays for it only when the work starts.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any, Callable
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "lazy_module", "LazyModule"]
 
 
 def lazy_exports(package: str, exports: dict[str, list[str]]
@@ -37,3 +40,28 @@ def lazy_exports(package: str, exports: dict[str, list[str]]
         return public
 
     return __getattr__, __dir__, public
+
+
+class LazyModule:
+    """Stands for module `name`, imported on the first attribute access (then every access reads
+    the real module, so a test's monkeypatch of it is seen)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+def lazy_module(name: str) -> LazyModule:
+    """Module `name` (absolute), imported when first used; a name that does not exist fails here.
+
+    Finding the module imports its parent packages only (`videopeft.engine` for
+    `videopeft.engine.train`), which are light.
+    """
+    if importlib.util.find_spec(name) is None:
+        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
+    return LazyModule(name)

@@ -11,7 +11,7 @@ __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "Layout", "LAYOUTS", "Backend", "BACKENDS", "AUTO_ORDER",
     "Sampling", "SAMPLINGS", "ShortVideo", "SHORT_VIDEO_POLICIES", "Fusion", "FUSIONS",
     "SPATIAL_VIEWS", "Amp", "AMPS", "PosPolicy", "POS_POLICIES", "Split", "SPLITS",
-    "GlobalPool", "GLOBAL_POOLS",
+    "GlobalPool", "GLOBAL_POOLS", "ExportTarget", "EXPORT_TARGETS",
     "DenseTrain", "DENSE_TRAIN_RULES", "Crop", "CROPS", "ANTIALIAS_CHOICES", "MULTI_SCALES",
     "MULTI_SCALE_MAX_DISTORT", "StudyPolicy", "STUDY_POLICIES", "QKV_PARTS", "NO_WEIGHT_DECAY",
 ]
@@ -96,3 +96,7 @@ SPLITS: tuple[str, ...] = get_args(Split)
 # timm's `global_pool` choices `create_model` honours: mean of the patch tokens, or the first token
 GlobalPool = Literal["avg", "token"]
 GLOBAL_POOLS: tuple[str, ...] = get_args(GlobalPool)
+
+# what `export` writes: a transformers model, a peft adapter, or (from a peft adapter) a videopeft one
+ExportTarget = Literal["hf", "peft", "videopeft"]
+EXPORT_TARGETS: tuple[str, ...] = get_args(ExportTarget)

@@ -24,7 +24,7 @@ __all__ = ["VideoRecord", "read_annotations", "VIDEO_EXTENSIONS", "SSV2_PREFIX",
            "SSV2_SPLIT_FILES", "SSV2_LABELS_FILE", "ssv2_class_name", "ssv2_video_name",
            "HMDB_SPLITS", "HMDB_SPLIT_CODES", "HMDB_SPLIT_MARK", "hmdb_split_suffix",
            "KINETICS_SPLIT_FILES", "KINETICS_FIELDS", "kinetics_label", "kinetics_video_name",
-           "LIST_SPLIT_FILES", "LIST_CLASSES_FILE"]
+           "LIST_SPLIT_FILES", "LIST_CLASSES_FILE", "annotation_files"]
 
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".avi", ".mkv", ".mov", ".m4v")
 
@@ -117,10 +117,16 @@ def _ssv2_class_map(path: Path) -> dict[str, int]:
     return out
 
 
-def _read_ssv2(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
+def _ssv2_files(annotation: Path, split: str) -> tuple[Path, Path]:
+    """(the split's JSON list, the labels file)."""
     folder = annotation.parent if annotation.is_file() else annotation
     split_file = annotation if annotation.is_file() else folder / SSV2_SPLIT_FILES[split]
-    class_map = _ssv2_class_map(folder / SSV2_LABELS_FILE)
+    return split_file, folder / SSV2_LABELS_FILE
+
+
+def _read_ssv2(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
+    split_file, labels_file = _ssv2_files(annotation, split)
+    class_map = _ssv2_class_map(labels_file)
     entries = _load_json(split_file)
     if not isinstance(entries, list):
         raise ConfigError("expected a JSON list of videos", where=str(split_file))
@@ -140,12 +146,17 @@ def _read_ssv2(root: Path, annotation: Path, split: str) -> tuple[list[VideoReco
     return records, names
 
 
+def _hmdb51_files(annotation: Path, hmdb_split: int) -> tuple[Path, list[Path]]:
+    """(the folder, its split files of official split `hmdb_split`, sorted: one per class)."""
+    folder = annotation.parent if annotation.is_file() else annotation
+    return folder, sorted(folder.glob(f"*{hmdb_split_suffix(hmdb_split)}"))
+
+
 def _read_hmdb51(root: Path, annotation: Path, split: str,
                  hmdb_split: int) -> tuple[list[VideoRecord], list[str]]:
     check(one_of("hmdb_split", hmdb_split, HMDB_SPLITS))
-    folder = annotation.parent if annotation.is_file() else annotation
     suffix = hmdb_split_suffix(hmdb_split)
-    files = sorted(folder.glob(f"*{suffix}"))
+    folder, files = _hmdb51_files(annotation, hmdb_split)
     if not files:
         raise ConfigError(f"no '*{suffix}' split files", where=str(folder))
     classes = [f.name[:-len(suffix)] for f in files]  # sorted names = mmaction2's class index
@@ -192,11 +203,16 @@ def _read_kinetics_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def _read_kinetics(root: Path, annotation: Path,
-                   split: str) -> tuple[list[VideoRecord], list[str]]:
+def _kinetics_files(annotation: Path, split: str) -> tuple[Path, Path]:
+    """(the split's CSV, the train CSV whose labels define the classes)."""
     folder = annotation.parent if annotation.is_file() else annotation
     split_file = annotation if annotation.is_file() else folder / KINETICS_SPLIT_FILES[split]
-    train_file = folder / KINETICS_SPLIT_FILES["train"]
+    return split_file, folder / KINETICS_SPLIT_FILES["train"]
+
+
+def _read_kinetics(root: Path, annotation: Path,
+                   split: str) -> tuple[list[VideoRecord], list[str]]:
+    split_file, train_file = _kinetics_files(annotation, split)
     train_rows = _read_kinetics_csv(train_file)
     classes = sorted({kinetics_label(row["label"]) for _, row in train_rows})
     index = {name: i for i, name in enumerate(classes)}
@@ -213,13 +229,18 @@ def _read_kinetics(root: Path, annotation: Path,
     return records, classes
 
 
-def _read_list(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
+def _list_files(annotation: Path, split: str) -> tuple[Path, Path]:
+    """(the split's list file, the classes.txt beside it, which may be absent)."""
     if annotation.is_file():
         path = annotation
     else:
         candidates = [annotation / name for name in LIST_SPLIT_FILES[split]]
         path = next((c for c in candidates if c.is_file()), candidates[0])
-    classes_file = path.parent / LIST_CLASSES_FILE
+    return path, path.parent / LIST_CLASSES_FILE
+
+
+def _read_list(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
+    path, classes_file = _list_files(annotation, split)
     classes = ([ln.strip() for ln in classes_file.read_text().splitlines() if ln.strip()]
                if classes_file.is_file() else [])
     records = []
@@ -246,6 +267,11 @@ def _read_list(root: Path, annotation: Path, split: str) -> tuple[list[VideoReco
     return records, classes
 
 
+def _annotation_path(root: str | os.PathLike, annotation: str | os.PathLike) -> Path:
+    """`annotation`, or `root` when it is empty."""
+    return Path(annotation) if str(annotation) else Path(root)
+
+
 def read_annotations(layout: str, root: str | os.PathLike, annotation: str | os.PathLike,
                      split: str, hmdb_split: int = 1) -> tuple[list[VideoRecord], list[str]]:
     """Videos and class names of one split ("train" | "val") of a dataset on disk.
@@ -255,8 +281,7 @@ def read_annotations(layout: str, root: str | os.PathLike, annotation: str | os.
     """
     check(one_of("layout", layout, LAYOUTS))
     _check_split(split)
-    root_path = Path(root)
-    ann = Path(annotation) if str(annotation) else root_path
+    root_path, ann = Path(root), _annotation_path(root, annotation)
     if layout == "ssv2":
         return _read_ssv2(root_path, ann, split)
     if layout == "hmdb51":
@@ -264,3 +289,21 @@ def read_annotations(layout: str, root: str | os.PathLike, annotation: str | os.
     if layout == "kinetics":
         return _read_kinetics(root_path, ann, split)
     return _read_list(root_path, ann, split)
+
+
+def annotation_files(layout: str, root: str | os.PathLike, annotation: str | os.PathLike,
+                     split: str, hmdb_split: int = 1) -> list[Path]:
+    """The files `read_annotations` reads for one split (split list first, then the class map),
+    those that exist: what a run record hashes to say which annotation a run used."""
+    check(one_of("layout", layout, LAYOUTS))
+    _check_split(split)
+    ann = _annotation_path(root, annotation)
+    if layout == "ssv2":
+        files = list(_ssv2_files(ann, split))
+    elif layout == "hmdb51":
+        files = _hmdb51_files(ann, hmdb_split)[1]
+    elif layout == "kinetics":
+        files = list(dict.fromkeys(_kinetics_files(ann, split)))
+    else:
+        files = list(_list_files(ann, split))
+    return [f for f in files if f.is_file()]

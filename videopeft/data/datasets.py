@@ -12,7 +12,8 @@ once.
   views' frames is decoded and prepared once. A failed video gives `ok=False` and zeros, is
   recorded in the manifest, and is never replaced by another video.
 
-Both also record a manifest *warning* for a video that decodes but looks wrong
+Both count each successful decode by backend in the manifest (run.json reports the counts), and
+record a manifest *warning* for a video that decodes but looks wrong
 (`probe_warnings`: one frame only, extension vs container, truncated, no read permission for its
 owner); such a video is used and scored as usual. Each process probes a video once (a stat and
 the container header, no decoding).
@@ -89,6 +90,7 @@ class TrainClipDataset(Dataset):
                 frames = cached[clip_indices(self.cfg, len(cached), train=True)]
             else:
                 frames = video.get(clip_indices(self.cfg, video.num_frames, train=True))
+            self.manifest.count_decode(self.split, video.backend)
             if index not in self._probed:
                 self._probed.add(index)
                 _note_warnings(self.manifest, self.split, video)
@@ -145,6 +147,7 @@ class EvalVideoDataset(Dataset):
             views = self.view_indices(video.num_frames)
             union = sorted(set().union(*views))
             frames = video.get(union)
+            self.manifest.count_decode(self.split, video.backend)
             if index not in self._probed:
                 self._probed.add(index)
                 _note_warnings(self.manifest, self.split, video)

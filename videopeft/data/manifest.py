@@ -17,6 +17,11 @@ several hosts sharing the folder, never interleave), and `entries`
 reads and merges every file there, keeping the first record per (split, path). The object itself
 only holds the directory's name, so it pickles into workers under fork and spawn alike.
 
+Decode counts (`count_decode`): how many successful decodes of each split each backend made.
+Every process that decodes keeps its totals in its own spool file
+`<host>-<pid>-<token>.decodes.json`, rewritten in place on each count (not appended: a long run
+decodes millions of clips); `decode_records()` reads them all back, and run.json sums them.
+
 `Manifest()` spools into a private temporary directory, removed when the creating process drops
 the object; `Manifest(spool_dir)` uses (and keeps) a directory of your choice, e.g. inside a run's
 output folder. `write(path)` produces manifest.json (`to_dict()`):
@@ -38,14 +43,16 @@ import shutil
 import socket
 import tempfile
 import threading
+import uuid
 import weakref
 from pathlib import Path
 
 from videopeft.io import atomic_write_json
 
-__all__ = ["Manifest", "WARNINGS_KEY"]
+__all__ = ["Manifest", "WARNINGS_KEY", "sum_decode_counts"]
 
 WARNINGS_KEY = "warnings"  # manifest.json's key for the warning list (never a split name)
+_DECODES_SUFFIX = ".decodes.json"  # a process's decode counts in the spool
 
 _log = logging.getLogger(__name__)
 
@@ -54,6 +61,35 @@ def _remove_spool(spool: str, owner_pid: int) -> None:
     """Delete a private spool directory, but only from the process that created it."""
     if os.getpid() == owner_pid:
         shutil.rmtree(spool, ignore_errors=True)
+
+
+class _DecodeCounter:
+    """One process's decode counts {split: {backend: n}}, mirrored in its own spool file."""
+
+    def __init__(self, spool_dir: str) -> None:
+        self.pid = os.getpid()
+        self.counts: dict[str, dict[str, int]] = {}
+        name = f"{socket.gethostname()}-{self.pid}-{uuid.uuid4().hex[:8]}{_DECODES_SUFFIX}"
+        self._fd = os.open(os.path.join(spool_dir, name), os.O_WRONLY | os.O_CREAT, 0o644)
+        weakref.finalize(self, os.close, self._fd)
+
+    def add(self, split: str, backend: str) -> None:
+        per_backend = self.counts.setdefault(split, {})
+        per_backend[backend] = per_backend.get(backend, 0) + 1
+        data = json.dumps(self.counts).encode()
+        os.pwrite(self._fd, data, 0)  # the file holds the totals so far, whenever it is read
+        os.ftruncate(self._fd, len(data))
+
+
+def sum_decode_counts(records: dict[str, dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """{split: {backend: n}} summed over `decode_records()` (one entry per counting process)."""
+    total: dict[str, dict[str, int]] = {}
+    for counts in records.values():
+        for split, per_backend in counts.items():
+            into = total.setdefault(split, {})
+            for backend, n in per_backend.items():
+                into[backend] = into.get(backend, 0) + n
+    return {split: dict(sorted(b.items())) for split, b in sorted(total.items())}
 
 
 class Manifest:
@@ -67,6 +103,8 @@ class Manifest:
             self.spool_dir = os.fspath(spool_dir)
             os.makedirs(self.spool_dir, exist_ok=True)
         self._lock = threading.Lock()
+        self._decodes: _DecodeCounter | None = None
+        self._counting_off = -1  # the pid of a process whose counts could not be written
 
     def __getstate__(self) -> dict:
         return {"spool_dir": self.spool_dir}  # no lock, no finalizer: workers never delete
@@ -74,6 +112,7 @@ class Manifest:
     def __setstate__(self, state: dict) -> None:
         self.spool_dir = state["spool_dir"]
         self._lock = threading.Lock()
+        self._decodes, self._counting_off = None, -1
 
     def add(self, split: str, path: str, backend: str, error: str) -> None:
         """Record that `path` (in `split`) failed with `backend`; safe from any worker process."""
@@ -84,6 +123,33 @@ class Manifest:
         """Record that `path` (in `split`) decoded with `backend` but `problem` was found."""
         self._append({"kind": "warning", "split": self._split(split), "path": str(path),
                       "backend": backend, "problem": str(problem)})
+
+    def count_decode(self, split: str, backend: str) -> None:
+        """Count one successful decode of a `split` video by `backend`; safe from any process."""
+        pid = os.getpid()
+        with self._lock:
+            if self._counting_off == pid:
+                return
+            try:
+                if self._decodes is None or self._decodes.pid != pid:  # new, or a forked copy
+                    self._decodes = _DecodeCounter(self.spool_dir)
+                self._decodes.add(self._split(split), backend)
+            except OSError as err:  # a full disk, a removed spool: the decode itself stands
+                self._counting_off = pid
+                _log.warning("decode counts stop in process %d (run.json will miss them): %s",
+                             pid, err)
+
+    def decode_records(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Each counting process's {split: {backend: n}}, keyed by its spool file's name, so that
+        ranks sharing the folder (each reading every file) merge without double counting."""
+        out = {}
+        for counts_file in sorted(Path(self.spool_dir).glob(f"*{_DECODES_SUFFIX}")):
+            text = counts_file.read_text()
+            try:
+                out[counts_file.name] = json.loads(text) if text else {}
+            except json.JSONDecodeError:  # caught mid-rewrite by a process still decoding
+                _log.warning("%s: decode counts unreadable, left out", counts_file)
+        return out
 
     @staticmethod
     def _split(split: str) -> str:

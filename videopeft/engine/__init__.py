@@ -10,8 +10,9 @@ masked-autoencoder task), evaluate (multi-view protocol, results.json), distribu
 env, collectives, resumable sampler), hostsync (where the step loop may wait for the GPU),
 loaders, checkpoint (atomic full-state files, resume), metrics (fusion, top-k), logging (JSONL +
 TensorBoard; torch-free), report (plots, tables), builder (config -> model/precision/output
-folder), machine (CPU/GPU names), infer (adapter -> predictions, LoRA merge), cli (one-line
-errors for tools; torch-free). Studies built on the engine
-(frame study, demo) are in `videopeft.studies`.
+folder), machine (CPU/GPU names, software versions), run_record (run.json, the reproducibility
+record), infer (adapter -> predictions, LoRA merge), export (Hugging Face / peft), cli (one-line
+errors for the commands; torch-free). The `videopeft` command is `videopeft.cli`; studies built
+on the engine (frame study, demo) are in `videopeft.studies`.
 Submodules are imported on use, so `videopeft.engine.metrics` does not pull in the loop.
 """

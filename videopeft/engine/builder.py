@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import resource
 import time
 from dataclasses import dataclass
@@ -174,7 +173,3 @@ def peak_memory_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
-
-def run_name_of(config_path: str | os.PathLike | None) -> str:
-    """The config file's stem ("adaptmlp" for configs/ssv2/adaptmlp.yaml; "run" without a file)."""
-    return Path(config_path).stem if config_path else "run"

@@ -13,7 +13,8 @@ Distributed: rank r scores videos r, r + world, ... (no padding, no duplicates);
 gathered and re-ordered by video index, so any world size gives the one-process numbers.
 
 Outputs (main rank, in the run folder): ``results.json`` (`RESULT_KEYS`), ``predictions.csv``
-(one row per video), ``plots/confusion_matrix.png`` and ``manifest.json``.
+(one row per video), ``plots/confusion_matrix.png``, ``manifest.json`` and ``run.json`` (see
+`run_record.py`; a training run writes its own).
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from .builder import (Precision, build_backbone, build_model, count_params, gflo
 from .checkpoint import FORMAT, load_checkpoint, load_model_state
 from .loaders import build_eval_loader
 from .report import plot_confusion_matrix
+from .run_record import RUN_RECORD, finish_run_record, start_run_record
 
 __all__ = ["ViewScores", "predict", "gather_scores", "score", "evaluate", "evaluate_model",
            "results_record", "load_for_eval", "RESULT_KEYS"]
@@ -54,7 +56,7 @@ _log = logging.getLogger(__name__)
 # results.json keys, in order (README.md, "What a run writes")
 RESULT_KEYS = ("dataset", "split", "num_videos", "num_failed", "views", "fusion", "clip_top1",
                "clip_top5", "video_top1", "video_top5", "per_class_top1", "params",
-               "gflops_per_view", "method", "num_frames")
+               "gflops_per_view", "method", "num_frames", "run_record")
 
 
 @dataclass
@@ -159,6 +161,7 @@ def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gfl
         "gflops_per_view": float(gflops),
         "method": (method if method is not None else cfg.method).to_dict(),
         "num_frames": int(cfg.data.num_frames),
+        "run_record": RUN_RECORD,  # run.json beside it: code, libraries, device, command, data
     }
     assert tuple(record) == RESULT_KEYS
     return record
@@ -255,23 +258,27 @@ def _is_train_state(path: Path) -> bool:
 
 def evaluate(cfg: RunConfig, model: nn.Module | None = None,
              checkpoint: str | os.PathLike | None = None, *, output_dir: str | os.PathLike | None = None,
-             run_name: str = "eval", progress: bool = True) -> dict:
+             run_name: str = "eval", progress: bool = True, run_record: bool = True) -> dict:
     """Evaluate a model on `cfg.eval.split` with `cfg.eval`'s views and fusion; write the outputs.
 
     Pass either a built `model` (training's final evaluation) or a `checkpoint` path (see
     `load_for_eval`). Returns the results.json dict (on every rank). Raises ConfigError,
     CheckpointError or AdapterError before any video is decoded when inputs do not fit.
+    `run_record=False` leaves run.json to the caller (a training run records its own).
     """
     if model is None and checkpoint is None:
         raise ConfigError("evaluate: give a model or checkpoint=PATH")
     owns_group = not torch.distributed.is_initialized()
     info = dist.init_distributed(cfg.device)
+    facts, finished = None, False  # run.json while it is being written; the run's outcome
     try:
         out_dir = Path(output_dir) if output_dir else resolve_output_dir(cfg, run_name)
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, out_dir / "config.yaml")
         manifest = Manifest(out_dir / ".manifest_spool")
+        facts = start_run_record(out_dir, cfg.data, [cfg.eval.split], info) if run_record \
+            else None
         dataset, class_names = build_dataset(cfg.data, cfg.eval.split, train=False,
                                              manifest=manifest,
                                              views_temporal=cfg.eval.views_temporal,
@@ -294,13 +301,18 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
                                 method=_method_of(model, method))
         if info.is_main:
             write_eval_outputs(out_dir, record, summary, scores, dataset, class_names)
-        write_manifest(manifest, out_dir / "manifest.json")
+        failures = write_manifest(manifest, out_dir / "manifest.json")
+        if run_record:
+            finish_run_record(out_dir, facts, manifest, failures, finished=True)
+        finished = True
         _log.info("%s: video top-1 %.2f%%, top-5 %.2f%% over %d videos (%d failed); results in %s",
                   cfg.eval.split, record["video_top1"], record["video_top5"],
                   record["num_videos"], record["num_failed"], out_dir)
         record["output_dir"] = str(out_dir)  # not written to results.json; for callers
         return record
     finally:
+        if facts is not None and not finished:  # main rank only: no collectives after an error
+            finish_run_record(out_dir, facts, manifest, manifest.to_dict(), finished=False)
         if owns_group:
             dist.cleanup()
 
@@ -310,13 +322,15 @@ def _method_of(model: nn.Module, fallback: PeftConfig) -> PeftConfig:
     return getattr(model, "peft_config", None) or fallback
 
 
-def write_manifest(manifest: Any, path: Path) -> None:
-    """Merge every rank's failed-video records (and the "warnings" list of suspicious videos) and write manifest.json on the main rank."""
+def write_manifest(manifest: Any, path: Path) -> dict[str, list[dict]]:
+    """Merge every rank's failed-video records (and the "warnings" list of suspicious videos),
+    write manifest.json on the main rank, and return the merged content (on every rank)."""
     merged: dict[str, dict[str, dict]] = {}
     for part in dist.gather_objects(manifest.to_dict()):
         for split, rows in part.items():
             for row in rows:
                 merged.setdefault(split, {}).setdefault(row["path"], row)
+    content = {split: [rows[p] for p in sorted(rows)] for split, rows in sorted(merged.items())}
     if dist.is_main():
-        content = {split: [rows[p] for p in sorted(rows)] for split, rows in sorted(merged.items())}
         atomic_write_json(path, content)
+    return content

@@ -56,6 +56,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from videopeft import peft
+from videopeft.constants import EXPORT_TARGETS
 from videopeft.errors import ExportError
 from videopeft.io import atomic_dir, atomic_write_json
 from videopeft.models import MODEL_ARCHS, VideoViT, load_pretrained
@@ -70,7 +71,6 @@ __all__ = ["ExportError", "ExportResult", "EXPORT_TARGETS", "MERGEABLE", "resolv
 
 _log = logging.getLogger(__name__)
 
-EXPORT_TARGETS = ("hf", "peft", "videopeft")
 MERGEABLE = ("lora", "bitfit", "partial", "linear", "full")
 _NO_PLAIN_FORM = {
     "adaptmlp": "adds a parallel bottleneck MLP to every block",

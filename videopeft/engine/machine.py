@@ -1,7 +1,8 @@
-"""Facts about the machine a run or a measurement happened on, named the same way everywhere
-(run reports, the demo's REPORT.md, benchmark records)."""
+"""Facts about the machine and software a run or a measurement happened on, named the same way
+everywhere (run reports and run.json, the demo's REPORT.md, benchmark records)."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -9,7 +10,13 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_name", "device_name", "machine_summary"]
+import videopeft
+
+__all__ = ["cpu_name", "device_name", "machine_summary", "LIBRARIES", "library_versions",
+           "source_version", "software"]
+
+# the libraries whose versions decide what a run computes and decodes (run.json names each)
+LIBRARIES = ("torch", "timm", "numpy", "decord", "av", "torchcodec", "transformers", "peft")
 
 
 def cpu_name() -> str:
@@ -41,3 +48,43 @@ def machine_summary() -> str:
     return (f"{cpu_name()}, {os.cpu_count()} logical cores (torch threads "
             f"{torch.get_num_threads()}), {gpu}; Python {platform.python_version()}, torch "
             f"{torch.__version__}, {platform.system()}")
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed version of each of `LIBRARIES` (None when it is not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git(checkout: Path, *args: str) -> str | None:
+    """`git -C checkout ARGS` output, or None when git or the repository cannot answer."""
+    try:
+        return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True,
+                              text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def source_version() -> dict[str, str | bool | None]:
+    """{"version", "commit", "dirty"} of the videopeft code running; commit and dirty (uncommitted
+    changes, untracked files included) only when it runs from a git checkout, else None."""
+    checkout = Path(videopeft.__file__).resolve().parents[1]
+    commit = dirty = None
+    if (checkout / ".git").exists():  # a directory, or a file in a worktree
+        head = _git(checkout, "rev-parse", "HEAD")
+        status = _git(checkout, "status", "--porcelain")
+        commit = head.strip() if head else None
+        dirty = bool(status.strip()) if status is not None and commit else None
+    return {"version": videopeft.__version__, "commit": commit, "dirty": dirty}
+
+
+def software() -> dict:
+    """The software a run used: {"videopeft": source_version(), "python", "platform",
+    "libraries": library_versions()} (run.json's first fields)."""
+    return {"videopeft": source_version(), "python": platform.python_version(),
+            "platform": platform.platform(), "libraries": library_versions()}

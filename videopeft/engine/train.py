@@ -26,7 +26,8 @@ Features:
     * JSONL + TensorBoard logs, tqdm on rank 0, an efficiency report (params, GFLOPs per view, peak
       memory, clips/s, data-time share, with a warning when loading dominates);
     * validation (1 view) every `eval_every` epochs, best.pt + adapter.safetensors at the best
-      score, final multi-view evaluation -> results.json, plots, manifest.json.
+      score, final multi-view evaluation -> results.json, plots, manifest.json;
+    * run.json, the reproducibility record (`run_record.py`), written at the start and the end.
 
 Run folder: README.md, "What a run writes".
 
@@ -70,6 +71,7 @@ from .loaders import build_train_loader
 from .logging import MetricsLogger, setup_console_logging
 from .optim import accum_steps_for, build_optimizer, build_scheduler, scaled_lrs
 from .report import plot_training_curves
+from .run_record import finish_run_record, start_run_record
 from .tasks import ClassificationTask, Task
 
 __all__ = ["train", "run_training", "Recipe", "prepare_batchnorm"]
@@ -436,9 +438,9 @@ class Recipe:
             exported = self.task.export(self.eval_model, out_dir, cfg, self.class_names)
         results: dict = {"output_dir": str(out_dir),
                          "exported": str(exported) if exported else None}
-        if self.task.validates:
+        if self.task.validates:  # run.json is the training run's (run_training writes it)
             record = evaluate(cfg, model=self.eval_model, output_dir=out_dir,
-                              progress=info.is_main)
+                              progress=info.is_main, run_record=False)
             self.logger.log("test", self.pos.step, **{k: record[k] for k in (
                 "clip_top1", "clip_top5", "video_top1", "video_top5", "num_videos",
                 "num_failed")})
@@ -473,6 +475,8 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
     dist.barrier()
     logger = MetricsLogger(out_dir, enabled=info.is_main)
     manifest = Manifest(out_dir / ".manifest_spool")  # shared by DataLoader workers and ranks
+    splits = [cfg.data.split] + ([cfg.eval.split] if task.validates else [])
+    record = start_run_record(out_dir, cfg.data, splits, info)  # run.json
     finished = False
     try:
         recipe = Recipe(cfg, task, info, out_dir, logger)
@@ -483,10 +487,13 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
         finished = True
         return results
     finally:  # nothing lost on failure: the log is flushed line by line, the manifest written here
-        if finished:
-            write_manifest(manifest, out_dir / "manifest.json")  # gathers every rank's records
+        if finished:  # gathers every rank's records
+            failures = write_manifest(manifest, out_dir / "manifest.json")
+            finish_run_record(out_dir, record, manifest, failures, finished=True)
         elif info.is_main:  # no collectives after an error: other ranks may be elsewhere
-            atomic_write_json(out_dir / "manifest.json", manifest.to_dict())
+            failures = manifest.to_dict()
+            atomic_write_json(out_dir / "manifest.json", failures)
+            finish_run_record(out_dir, record, manifest, failures, finished=False)
         logger.close()
         if owns_group:
             dist.cleanup()
