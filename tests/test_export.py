@@ -65,6 +65,9 @@ def make_adapter(folder: Path, method: dict, **arch) -> tuple[Path, torch.nn.Mod
 
 LORA_ALL = {"name": "lora", "rank": 4, "alpha": 6.0, "head_bn": True,
             "targets": ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]}
+# the shipped configs' form: updates on the q and v parts of the fused qkv only
+LORA_QV = {"name": "lora", "rank": 4, "alpha": 6.0, "head_bn": True,
+           "targets": ["attn.q", "attn.v", "mlp.fc2"]}
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +78,8 @@ def lora_adapter(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
 
 # ----------------------------------------------------------------------------- to transformers
 
-@pytest.mark.parametrize("method", [LORA_ALL, {"name": "bitfit"}, {"name": "full"}],
-                         ids=["lora", "bitfit", "full"])
+@pytest.mark.parametrize("method", [LORA_ALL, LORA_QV, {"name": "bitfit"}, {"name": "full"}],
+                         ids=["lora", "lora_qv", "bitfit", "full"])
 def test_hf_export_loads_in_transformers_with_the_same_logits(tmp_path, method):
     adapter, model = make_adapter(tmp_path / "run", method, init_values=0.1)
     result = export_hf(tmp_path / "run", tmp_path / "hf")  # a run folder works as the source
@@ -160,6 +163,43 @@ def test_peft_export_is_three_loras_sharing_the_down_matrix(lora_adapter, tmp_pa
         assert (back(x) - model(x)).abs().max().item() <= ATOL
 
 
+def test_peft_export_of_a_q_v_lora_is_a_lora_on_query_and_value_with_their_own_factors(tmp_path):
+    adapter, model = make_adapter(tmp_path / "run", LORA_QV, init_values=0.1)
+    out = tmp_path / "peft"
+    assert export_peft(adapter, out).max_abs_diff <= ATOL
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (4, 6.0)
+    layer = "videomae.encoder.layer.{}.{}"
+    assert sorted(config["target_modules"]) == sorted(
+        layer.format(i, m) for i in range(2) for m in ("attention.attention.query",
+                                                       "attention.attention.value", "output.dense"))
+
+    saved = load_file(str(out / "adapter_model.safetensors"))
+    att = "base_model.model.videomae.encoder.layer.1.attention.attention."
+    qkv = model.blocks[1].attn.qkv
+    for part, name in (("q", "query"), ("v", "value")):
+        assert torch.equal(saved[f"{att}{name}.lora_A.weight"], getattr(qkv, f"lora_down_{part}").weight)
+        assert torch.equal(saved[f"{att}{name}.lora_B.weight"], getattr(qkv, f"lora_up_{part}").weight)
+    assert not any(".key." in k for k in saved)  # the key rows get no update, as in videopeft
+
+    loaded = peft.PeftModel.from_pretrained(
+        transformers.VideoMAEForVideoClassification.from_pretrained(out / "base"), out).eval()
+    x = clips()
+    with torch.no_grad():
+        assert (hf_logits(loaded, x) - model(x)).abs().max().item() <= ATOL
+
+    back, info = model_from_peft(out)  # and back: the same per-part LoRA, the same tensors
+    cfg = back.peft_config
+    assert (cfg.rank, cfg.alpha, cfg.targets) == (4, 6.0, ("attn.q", "attn.v", "mlp.fc2"))
+    for part in ("q", "v"):
+        for kind in ("down", "up"):
+            key = f"lora_{kind}_{part}"
+            assert torch.equal(getattr(back.blocks[1].attn.qkv, key).weight,
+                               getattr(qkv, key).weight)
+    with torch.no_grad():
+        assert (back(x) - model(x)).abs().max().item() <= ATOL
+
+
 def _hf_base(folder: Path) -> Path:
     """A random tiny HF VideoMAE classifier saved with save_pretrained."""
     cfg = transformers.VideoMAEConfig(
@@ -175,8 +215,8 @@ def _hf_base(folder: Path) -> Path:
 
 def test_a_peft_lora_trained_on_hf_videomae_loads_into_videopeft(tmp_path):
     """query+value LoRAs with their own A matrices (peft's usual setup), one fc1 LoRA of another
-    rank and alpha (rank_pattern / alpha_pattern), a trained classifier: exactly one videopeft
-    LoRA of rank 2r on qkv (block-diagonal up), the fc1 LoRA zero-padded to it."""
+    rank and alpha (rank_pattern / alpha_pattern), a trained classifier: exactly videopeft's
+    per-part LoRA on attn.q, attn.v (same A's) plus fc1, the fc1 LoRA zero-padded to rank r."""
     base = _hf_base(tmp_path / "base")
     lcfg = peft.LoraConfig(r=3, lora_alpha=5, target_modules=["query", "value", "intermediate.dense"],
                            rank_pattern={"intermediate.dense": 2}, alpha_pattern={"intermediate.dense": 7},
@@ -190,8 +230,13 @@ def test_a_peft_lora_trained_on_hf_videomae_loads_into_videopeft(tmp_path):
                            a[layer0 + "value.lora_A.default.weight"])
 
     ours, info = model_from_peft(tmp_path / "peft", base=base)
-    assert info["rank"] == 6 and info["class_names"] == CLASSES
-    assert ours.peft_config.targets == ("attn.qkv", "mlp.fc1")
+    assert info["rank"] == 3 and info["class_names"] == CLASSES
+    assert ours.peft_config.targets == ("attn.q", "attn.v", "mlp.fc1")
+    qkv = ours.blocks[0].attn.qkv
+    assert torch.equal(qkv.lora_down_q.weight, a[layer0 + "query.lora_A.default.weight"])
+    assert torch.equal(qkv.lora_down_v.weight, a[layer0 + "value.lora_A.default.weight"])
+    fc1 = ours.blocks[0].mlp.fc1
+    assert fc1.lora_down.weight.shape == (3, 48) and not fc1.lora_down.weight[2:].any()
     x = clips()
     with torch.no_grad():
         reference = hf_logits(model.eval(), x)
@@ -202,9 +247,37 @@ def test_a_peft_lora_trained_on_hf_videomae_loads_into_videopeft(tmp_path):
     result = import_peft(tmp_path / "peft", tmp_path / "imported.safetensors", base=base)
     assert result.max_abs_diff <= ATOL
     reloaded, meta = model_from_adapter(tmp_path / "imported.safetensors")
-    assert meta["class_names"] == CLASSES and meta["method"]["rank"] == 6
+    assert meta["class_names"] == CLASSES and meta["method"]["rank"] == 3
     with torch.no_grad():
         assert (reloaded(x) - reference).abs().max().item() <= ATOL
+
+
+def test_a_peft_query_value_lora_round_trips_through_a_videopeft_adapter_file(tmp_path):
+    """peft -> videopeft adapter file -> peft gives back the very same LoRA tensors."""
+    base = _hf_base(tmp_path / "base")
+    lcfg = peft.LoraConfig(r=2, lora_alpha=4, target_modules=["query", "value"],
+                           modules_to_save=["classifier"])
+    model = peft.get_peft_model(transformers.VideoMAEForVideoClassification.from_pretrained(base), lcfg)
+    _randomise(model, [n for n, p in model.named_parameters() if p.requires_grad])
+    model.save_pretrained(tmp_path / "peft")
+    import_peft(tmp_path / "peft", tmp_path / "imported.safetensors", base=base)
+    result = export_peft(tmp_path / "imported.safetensors", tmp_path / "again")
+    assert result.max_abs_diff <= ATOL
+
+    first = load_file(str(tmp_path / "peft" / "adapter_model.safetensors"))
+    again = load_file(str(tmp_path / "again" / "adapter_model.safetensors"))
+    lora = sorted(k for k in first if ".lora_" in k)
+    assert len(lora) == 2 * 2 * 2 and lora == sorted(k for k in again if ".lora_" in k)
+    assert all(torch.equal(first[k], again[k]) for k in lora)
+    config = json.loads((tmp_path / "again" / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (2, 4.0)
+    reloaded = peft.PeftModel.from_pretrained(
+        transformers.VideoMAEForVideoClassification.from_pretrained(tmp_path / "again" / "base"),
+        tmp_path / "again").eval()
+    x = clips()
+    with torch.no_grad():
+        diff = (hf_logits(reloaded, x) - hf_logits(model.eval(), x)).abs().max().item()
+    assert diff <= ATOL, diff
 
 
 def test_peft_options_videopeft_cannot_compute_are_refused(tmp_path):

@@ -12,7 +12,7 @@ import torch
 import videopeft
 from videopeft import peft
 from videopeft.data import datasets as data_datasets
-from videopeft.engine.infer import MultiTaskModel, infer
+from videopeft.engine.infer import MultiTaskModel, infer, merge_adapter, model_from_adapter
 from videopeft.models.checkpoints import save_pretrained
 
 from engine_fixtures import tiny_set  # noqa: F401
@@ -57,6 +57,9 @@ def adapters(tmp_path_factory) -> dict[str, Path]:
                                  {"name": "lora", "rank": 2}, ["left", "right", "up"], SEGMENT),
         "actions": task_adapter(folder / "actions.safetensors", weights,
                                 {"name": "adaptmlp", "bottleneck": 8}, ["a", "b", "c", "d"], DENSE),
+        "gestures_qv": task_adapter(folder / "gestures_qv.safetensors", weights,
+                                    {"name": "lora", "rank": 2, "targets": ["attn.q", "attn.v"]},
+                                    ["left", "right", "up"], SEGMENT),
         "gestures_linear": task_adapter(folder / "gestures_linear.safetensors", weights,
                                         {"name": "linear"}, ["x", "y"], SEGMENT),
         "other_backbone": task_adapter(folder / "other.safetensors", backbone_file(folder, seed=1),
@@ -104,6 +107,34 @@ def test_frozen_tensors_are_shared_and_trained_ones_are_per_task(adapters):
     assert lora.patch_embed.proj.weight.data_ptr() == base.patch_embed.proj.weight.data_ptr()
     assert lora.head.weight.shape == (3, 48) and mlp.head.weight.shape == (4, 48)
     assert hasattr(mlp.blocks[0], "adaptmlp") and not hasattr(lora.blocks[0], "adaptmlp")
+
+
+def test_a_lora_on_the_q_and_v_parts_shares_the_fused_qkv_and_answers_like_alone(adapters):
+    """The shipped LoRA form (per-part factors on the fused qkv) next to a whole-qkv LoRA."""
+    files = [adapters["gestures"], adapters["gestures_qv"]]
+    model = MultiTaskModel(files)
+    qv = model.tasks[1].model.blocks[0].attn.qkv
+    assert qv.parts == ("q", "v") and qv.weight is model.backbone.blocks[0].attn.qkv.weight
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model({t.name: x[:, None] for t in model.tasks})
+        for task, path in zip(model.tasks, files):
+            alone, _ = model_from_adapter(path)
+            torch.testing.assert_close(logits[task.name][:, 0], alone(x), rtol=0, atol=1e-6)
+        assert not torch.allclose(logits["gestures"], logits["gestures_qv"])
+
+
+def test_a_q_v_lora_adapter_merges_into_plain_weights(adapters, tmp_path):
+    result = merge_adapter(adapters["gestures_qv"], tmp_path / "merged.safetensors")
+    assert result.merged_layers == 2
+    adapted, _ = model_from_adapter(adapters["gestures_qv"])
+    plain = videopeft.create_model("videomae_tiny", num_classes=3, num_frames=4, img_size=32)
+    videopeft.load_pretrained(plain, result.path)
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval()(x), adapted(x), rtol=0, atol=1e-4)
+    qkv, base = plain.blocks[0].attn.qkv.weight, adapted.blocks[0].attn.qkv.weight
+    assert torch.equal(qkv[48:96], base[48:96]) and not torch.equal(qkv[:48], base[:48])
 
 
 def test_an_adapter_of_another_backbone_is_refused(adapters):

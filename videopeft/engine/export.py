@@ -28,16 +28,21 @@ How the two models line up:
   models. The check reports it rather than hides it.
 * q/v biases: the in-memory naming of the installed transformers is written (`query.bias` in
   5.x, `q_bias` in 4.x) and `save_pretrained` then writes what that version reads back.
-* A fused-qkv LoRA (down A: r x D, up B: 3D x r) is exactly three peft LoRAs on
-  query/key/value that share A, with B split by rows; scaling alpha/r is kept. LoRA on
-  attn.proj / mlp.fc1 / mlp.fc2 maps to attention.output.dense / intermediate.dense /
-  output.dense. The trained head and final norm travel as peft `modules_to_save`.
-* The reverse cannot always share A: peft trains separate A_q, A_k, A_v. They are represented
-  exactly by one LoRA of rank 3r on qkv with down = [A_q; A_k; A_v] and the block-diagonal up
-  diag(B_q, B_k, B_v) (rank 2r with zero blocks for the usual query+value pair). When the A's
-  are identical (a peft adapter written by `export_peft`) the rank stays r. videopeft has one
-  rank and one scale per adapter, so smaller LoRAs are zero-padded to the largest rank, and
-  per-module scalings that differ are folded into the up matrices (scale 1).
+* A per-part LoRA on the fused qkv (targets `attn.q`, `attn.v`: factors A_q, B_q, A_v, B_v) is
+  exactly peft LoRAs on the named modules only (query, value), each with its own A and B, at
+  the same scaling alpha/r. A whole-qkv LoRA (down A: r x D, up B: 3D x r) is exactly three
+  peft LoRAs on query/key/value that share A, with B split by rows. LoRA on attn.proj /
+  mlp.fc1 / mlp.fc2 maps to attention.output.dense / intermediate.dense / output.dense (a
+  layer scale after them is folded into B). The trained head and final norm travel as peft
+  `modules_to_save`.
+* The reverse: peft's usual LoRAs on query and value, with their own A matrices, become
+  videopeft's per-part LoRA (targets attn.q, attn.v, rank r) with the same tensors. Only when
+  every qkv carries query, key and value LoRAs sharing one A (what `export_peft` writes for a
+  whole-qkv LoRA) is it read back as a whole-qkv LoRA of rank r. Both forms are exact for
+  anything else a peft LoRA config can hold, since videopeft has one rank and one scale per
+  adapter: smaller LoRAs (rank_pattern) are zero-padded to the largest rank, per-module
+  scalings that differ (alpha_pattern, rslora) are folded into the B matrices (scale 1), and
+  a part or layer the adapter leaves out gets zero factors (an exact no-op).
 """
 from __future__ import annotations
 
@@ -56,7 +61,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from videopeft import peft
-from videopeft.constants import EXPORT_TARGETS
+from videopeft.constants import EXPORT_TARGETS, QKV_PARTS
 from videopeft.errors import ExportError
 from videopeft.io import atomic_dir, atomic_write_json
 from videopeft.models import MODEL_ARCHS, VideoViT, load_pretrained
@@ -275,6 +280,25 @@ def _hf_module_names(module: str) -> list[str]:
     return [k.removesuffix(".weight") for k in videopeft_to_hf_keys(f"{module}.weight")]
 
 
+def _peft_factors(layers: dict[str, nn.Module], names: list[str],
+                  gammas: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """HF module name -> (A, B) of the peft LoRA it becomes, for the LoRA layers `names`: a part
+    of a fused qkv (`lora_down_q`, ...) is its own module (query, ...); a whole-qkv LoRA is three
+    modules sharing A, B split by rows; a layer scale after attn.proj / mlp.fc2 scales B's rows."""
+    out = {}
+    for name in names:
+        hf_names = _hf_module_names(name)
+        gamma = gammas.get(f"{name}.weight")
+        for suffix, down, up in layers[name].factors():
+            b = up.weight if gamma is None else gamma[:, None].to(up.weight.dtype) * up.weight
+            if suffix:  # "_q": the query rows only
+                out[hf_names[QKV_PARTS.index(suffix[1:])]] = (down.weight, b)
+            else:
+                out.update({h: (down.weight, rows)
+                            for h, rows in zip(hf_names, b.chunk(len(hf_names)))})
+    return out
+
+
 @torch.no_grad()
 def export_peft(source: str | os.PathLike, out: str | os.PathLike, *,
                 backbone: str | os.PathLike | None = None) -> ExportResult:
@@ -301,8 +325,7 @@ def export_peft(source: str | os.PathLike, out: str | os.PathLike, *,
     state = _fold_layer_scale(state)
     trained = set(model.peft_report.trainable)
     saved = [m for m in _HF_ROOT_MODULES if any(p.startswith(m + ".") for p in trained)]
-    targets = {h: (name, i, len(hs)) for name in sorted(set(layers) - root)
-               for hs in [_hf_module_names(name)] for i, h in enumerate(hs)}
+    targets = _peft_factors(layers, sorted(set(layers) - root), gammas)
 
     out = _new_folder(out)
     with atomic_dir(out) as tmp:
@@ -313,11 +336,8 @@ def export_peft(source: str | os.PathLike, out: str | os.PathLike, *,
                                   modules_to_save=[_HF_ROOT_MODULES[m] for m in saved] or None)
         peft_model = hf_peft.get_peft_model(_load_hf(base_dir), lcfg)
         params = dict(peft_model.named_parameters())
-        for hf_name, (name, slot, parts) in targets.items():
-            up = layers[name].lora_up.weight.chunk(parts)[slot]
-            if f"{name}.weight" in gammas:  # the layer scale after attn.proj / mlp.fc2
-                up = gammas[f"{name}.weight"][:, None].to(up.dtype) * up
-            params[f"{_PEFT_PREFIX}{hf_name}.lora_A.default.weight"].copy_(layers[name].lora_down.weight)
+        for hf_name, (down, up) in targets.items():
+            params[f"{_PEFT_PREFIX}{hf_name}.lora_A.default.weight"].copy_(down)
             params[f"{_PEFT_PREFIX}{hf_name}.lora_B.default.weight"].copy_(up)
         for key, hf_key in _saved_modules(state, saved).items():
             params[f"{_PEFT_PREFIX}{hf_key}"].copy_(state[key])
@@ -475,14 +495,19 @@ def model_from_peft(peft_dir: str | os.PathLike, *, base: str | os.PathLike | No
             copies[ours[0]] = tensors[key]
     if not pieces:
         raise ExportError(f"{path}: adapter_model.safetensors holds no LoRA tensors")
-    fused, scale = _fuse(pieces)
-    cfg = _lora_config(fused, scale, float(config.get("lora_dropout", 0.0)), len(model.blocks))
+    factors, scale = _videopeft_factors(pieces)
+    cfg = _lora_config(factors, scale, float(config.get("lora_dropout", 0.0)), len(model.blocks))
     peft.apply(model, cfg)
+    for name, layer in lora_layers(model).items():  # what the adapter has no LoRA for stays zero
+        given = factors.get(name, {})
+        for suffix, down, up in layer.factors():
+            down.weight.zero_()
+            up.weight.zero_()
+            if suffix in given:  # a smaller rank fills the first rows of A, columns of B
+                d, u = given[suffix]
+                down.weight[: d.shape[0]].copy_(d)
+                up.weight[:, : d.shape[0]].copy_(u)
     state = model.state_dict(keep_vars=True)
-    for name in lora_layers(model):  # layers the adapter has no LoRA for stay exact no-ops
-        down, up = fused.get(name, (torch.zeros(0, 0), torch.zeros(0, 0)))
-        state[f"{name}.lora_down.weight"].zero_()[: down.shape[0]].copy_(down)
-        state[f"{name}.lora_up.weight"].zero_()[:, : up.shape[1]].copy_(up)
     for key, value in copies.items():
         state[key].copy_(value)
     id2label = (info.hf_config or {}).get("id2label") or {}
@@ -503,40 +528,53 @@ class _Pieces:
     slots: dict[int, tuple[torch.Tensor, torch.Tensor, float]] = field(default_factory=dict)
 
 
-def _fuse(pieces: dict[str, _Pieces]) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float]:
-    """Per videopeft linear one (down, up) pair whose product equals its peft pieces exactly, at
-    one common scale (the pieces' scale when they share it, else 1 with each scale folded into
-    its up). A shared A stays rank r; distinct A's stack, with a block-diagonal up."""
+_Factors = dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]
+
+
+def _shares_down(p: _Pieces) -> bool:
+    """True when the peft LoRAs of a qkv cover query, key and value with one A (export_peft's
+    form of a whole-qkv LoRA)."""
+    downs = [d for d, _, _ in p.slots.values()]
+    return len(downs) == p.parts and all(d.shape == downs[0].shape and torch.equal(d, downs[0])
+                                         for d in downs)
+
+
+def _videopeft_factors(pieces: dict[str, _Pieces]) -> tuple[_Factors, float]:
+    """Per videopeft linear, its LoRA factors by `LoRALinear.factors()` suffix ("" for the whole
+    layer, "_q"/"_k"/"_v" per qkv part) as (down, up), at one common scale (the pieces' scale
+    when they share it, else 1 with each scale folded into its up). A qkv becomes one whole-qkv
+    LoRA when every qkv's pieces share one A over all three parts, else per-part LoRAs."""
     scales = {s for p in pieces.values() for _, _, s in p.slots.values()}
     common = scales.pop() if len(scales) == 1 else 1.0
-    fused: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    qkv = [p for p in pieces.values() if p.parts == len(QKV_PARTS)]
+    whole_qkv = all(_shares_down(p) for p in qkv)
+    factors: _Factors = {}
     for name, p in pieces.items():
-        downs = [d.float() for d, _, _ in p.slots.values()]
-        out = next(iter(p.slots.values()))[1].shape[0]
-        shared = all(d.shape == downs[0].shape and torch.equal(d, downs[0]) for d in downs)
-        down = downs[0] if shared else torch.cat(downs)
-        up = torch.zeros(out * p.parts, down.shape[0])
-        col = 0
-        for slot, (d, b, s) in p.slots.items():
-            cols = slice(0, d.shape[0]) if shared else slice(col, col + d.shape[0])
-            up[slot * out:(slot + 1) * out, cols] = b.float() * (s / common)
-            col += d.shape[0]
-        fused[name] = (down, up)
-    return fused, common
+        scaled = {slot: (d.float(), b.float() * (s / common)) for slot, (d, b, s) in p.slots.items()}
+        if p.parts == 1:
+            factors[name] = {"": scaled[0]}
+        elif whole_qkv:
+            factors[name] = {"": (scaled[0][0], torch.cat([scaled[i][1] for i in range(p.parts)]))}
+        else:
+            factors[name] = {f"_{QKV_PARTS[slot]}": f for slot, f in sorted(scaled.items())}
+    return factors, common
 
 
-def _lora_config(fused: dict[str, tuple[torch.Tensor, torch.Tensor]], scale: float,
-                 dropout: float, depth: int) -> Any:
-    """The videopeft LoraConfig that holds `fused`: the largest rank, alpha = scale * rank, the
-    targets and blocks that occur (None = all blocks)."""
-    names = list(fused)
-    rank = max(d.shape[0] for d, _ in fused.values())
-    targets = sorted({re.sub(r"^blocks\.\d+\.", "", n) for n in names})
+def _lora_config(factors: _Factors, scale: float, dropout: float, depth: int) -> Any:
+    """The videopeft LoraConfig that holds `factors`: the largest rank, alpha = scale * rank, the
+    targets (`attn.q` for a part "_q" of attn.qkv) and blocks that occur (None = all blocks)."""
+    names = list(factors)
+    rank = max(d.shape[0] for per_layer in factors.values() for d, _ in per_layer.values())
+    targets = set()
+    for name, per_layer in factors.items():
+        target = re.sub(r"^blocks\.\d+\.", "", name)
+        owner = target.rpartition(".")[0]
+        targets.update(f"{owner}.{suffix[1:]}" if suffix else target for suffix in per_layer)
     blocks = sorted({int(m.group(1)) for n in names if (m := re.match(r"blocks\.(\d+)\.", n))})
     in_blocks = all(n.startswith("blocks.") for n in names)
     layers = None if not in_blocks or blocks == list(range(depth)) else blocks
     return peft.LoraConfig(rank=rank, alpha=float(scale * rank), dropout=dropout,
-                      targets=tuple(targets), layers=layers)
+                           targets=tuple(sorted(targets)), layers=layers)
 
 
 @torch.no_grad()
