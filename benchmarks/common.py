@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from videopeft.engine.machine import cpu_name, device_name
+from videopeft.engine.machine import cpu_cores, cpu_name, device_name  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,14 +142,6 @@ def run_child(module: str, args: list[str], *, threads: int, timeout: float = 90
 
 
 # ----------------------------------------------------------------------------- device facts
-
-def cpu_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
 
 def slug(text: str) -> str:
     """Lower case, runs of anything but letters and digits -> '-': 'NVIDIA H100 80GB' ->

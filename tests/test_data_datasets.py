@@ -295,7 +295,7 @@ def test_decoded_video_cache_gives_the_same_clips_and_decodes_each_video_once(sy
     opened = []
     real = datasets_module.open_video
     monkeypatch.setattr(datasets_module, "open_video",
-                        lambda path, backend: opened.append(path) or real(path, backend))
+                        lambda path, *args: opened.append(path) or real(path, *args))
     for draw in range(2):
         for i in good:
             torch.manual_seed(100 * draw + i)

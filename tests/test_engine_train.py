@@ -40,7 +40,11 @@ def test_tiny_model_learns_the_synthetic_set(tiny_set, tmp_path):
     assert len(rows) == result["num_videos"] == 3
     correct = sum(r["pred"] == r["label"] for r in rows)
     assert result["video_top1"] == pytest.approx(100.0 * correct / len(rows))
-    assert read_json(tmp_path / "run" / "results.json") == {k: result[k] for k in RESULT_KEYS}
+    assert read_json(tmp_path / "run" / "results.json") == {
+        k: result[k] for k in (*RESULT_KEYS, "training")}
+    assert result["training"] == {"steps": 18, "global_batch": 3, "num_sample": 1,
+                                  "clips_per_step": 3, "augment": "worker", "lr": 3e-3,
+                                  "world_size": 1}
 
 
 def test_resume_after_a_stop_gives_exactly_the_uninterrupted_run(tiny_set, tmp_path):

@@ -24,7 +24,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from videopeft.constants import (AMPS, ANTIALIAS_CHOICES, BACKENDS, CROPS, DENSE_TRAIN_RULES,
+from videopeft.constants import (AMPS, ANTIALIAS_CHOICES, AUGMENT_MODES, BACKENDS, CROPS,
+                                 DENSE_TRAIN_RULES,
                                  FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, NO_WEIGHT_DECAY,
                                  POS_POLICIES, SAMPLINGS, SHORT_VIDEO_POLICIES, SPATIAL_VIEWS,
                                  SPLITS)
@@ -73,6 +74,14 @@ class DataConfig:
     std: tuple[float, float, float] = IMAGENET_STD
     max_retries: int = 10  # train: other clips drawn after a decode failure before giving up
     cache_mb: int = 0  # train: keep decoded videos in memory, up to this many MiB per process
+    # where augmentation runs: auto (device on CUDA) | worker | device (workers decode and cut
+    # uint8 crops; resize, flip, RandAugment, normalisation and erasing run batched on the device)
+    augment: str = "auto"
+    num_sample: int = 1  # train: augmented clips cut from each decoded video (VideoMAE --num_sample)
+    # decode frames with at most this short side (px); 0 = auto: only as small as no crop needs
+    # (see videopeft.data.transforms.decode_short_side), which leaves 240p/320p datasets untouched
+    decode_short_side: int = 0
+    decode_threads: int = 1  # decoder threads per DataLoader worker (the workers are the parallelism)
 
     def __post_init__(self) -> None:
         check(one_of("layout", self.layout, LAYOUTS),
@@ -82,6 +91,10 @@ class DataConfig:
               one_of("crop", self.crop, CROPS),
               one_of("antialias", self.antialias, ANTIALIAS_CHOICES),
               one_of("backend", self.backend, BACKENDS),
+              one_of("augment", self.augment, AUGMENT_MODES),
+              positive_int("num_sample", self.num_sample),
+              positive_int("decode_threads", self.decode_threads),
+              _non_negative("decode_short_side", self.decode_short_side),
               one_of("short_video", self.short_video, SHORT_VIDEO_POLICIES),
               one_of("hmdb_split", self.hmdb_split, HMDB_SPLITS),
               positive_int("num_frames", self.num_frames),

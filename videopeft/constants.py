@@ -14,6 +14,7 @@ __all__ = [
     "GlobalPool", "GLOBAL_POOLS", "ExportTarget", "EXPORT_TARGETS",
     "DenseTrain", "DENSE_TRAIN_RULES", "Crop", "CROPS", "ANTIALIAS_CHOICES", "MULTI_SCALES",
     "MULTI_SCALE_MAX_DISTORT", "StudyPolicy", "STUDY_POLICIES", "QKV_PARTS", "NO_WEIGHT_DECAY",
+    "Augment", "AUGMENT_MODES", "ERASE_AREA", "ERASE_MIN_ASPECT", "RAND_AUGMENT_FILL",
 ]
 
 # normalisation of [0, 1] pixels used by every VideoMAE / AdaptFormer data pipeline
@@ -57,6 +58,22 @@ MULTI_SCALE_MAX_DISTORT = 1
 # antialiases, in GroupMultiScaleCrop; F.interpolate / OpenCV bilinear, which do not, in VideoMAE's
 # random-resized crop and test resize), or true / false everywhere
 ANTIALIAS_CHOICES: tuple[object, ...] = ("auto", True, False)
+
+# where the clip augmentation runs: in the DataLoader workers (float clips cross to the device), or
+# on the device (workers decode and cut uint8 crops; resize, flip, RandAugment, normalisation and
+# erasing run batched on the device); auto = device on CUDA, worker elsewhere
+Augment = Literal["auto", "worker", "device"]
+AUGMENT_MODES: tuple[str, ...] = get_args(Augment)
+
+# random erasing as timm's RandomErasing defaults (timm/data/random_erasing.py), which VideoMAE
+# uses with mode "pixel" and count 1: an area fraction in ERASE_AREA, an aspect ratio log-uniform
+# in [ERASE_MIN_ASPECT, 1 / ERASE_MIN_ASPECT]
+ERASE_AREA: tuple[float, float] = (0.02, 1 / 3)
+ERASE_MIN_ASPECT = 0.3
+
+# the grey that RandAugment's geometric ops fill uncovered pixels with (VideoMAE's hparams
+# img_mean, MCG-NJU/VideoMAE:rand_augment.py)
+RAND_AUGMENT_FILL: tuple[int, int, int] = (128, 128, 128)
 
 # parameters kept out of weight decay by exact name, as the models' no_weight_decay()
 # (MCG-NJU/VideoMAE:modeling_finetune.py, modeling_pretrain.py: the pre-training model adds mask_token)

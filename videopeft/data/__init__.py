@@ -5,8 +5,10 @@
     clip = build_train_transform(cfg)(decode("a.webm", idx))   # float (C, T, H, W)
     dataset, classes = build_dataset(cfg, "train", train=True, manifest=Manifest())
 
-Modules: decoders, sampling, transforms, annotations (readers and the layouts' file names),
-datasets, check (`check_videos`), manifest, synthetic (generated benchmarks).
+Modules: decoders, sampling, transforms (the worker pipeline, and the worker half of device
+augmentation), device_augment and randaugment (the device half), annotations (readers and the
+layouts' file names), datasets, check (`check_videos`), manifest, synthetic (generated
+benchmarks).
 Names load on first use (see `videopeft._lazy`).
 """
 from videopeft._lazy import lazy_exports
@@ -19,7 +21,9 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
                     "build_train_transform"],
     ".annotations": ["VideoRecord", "read_annotations"],
     ".datasets": ["EvalVideoDataset", "TrainClipDataset", "build_dataset", "clip_indices",
-                  "eval_collate"],
+                  "collate_train", "eval_collate"],
+    ".device_augment": ["DeviceAugment", "build_device_augment", "normalize_clips",
+                        "resolve_augment"],
     ".check": ["CheckResult", "check_videos"],
     ".manifest": ["Manifest"],
 })

@@ -7,10 +7,16 @@ once.
 * `TrainClipDataset` item: `(clip float (C, T, H, W), label, index)`, `index` being the video
   actually used. A video that fails to decode is recorded in the manifest and another one is drawn
   at random, at most `cfg.max_retries` times; then a RuntimeError says so (never an endless loop).
+  With `data.num_sample: k` one decode gives k independently augmented clips: the item holds
+  (k, C, T, H, W) and `collate_train` makes a batch of B*k clips, labels repeated (VideoMAE's
+  repeated augmentation). In device mode (`data.augment: device`) the item holds what
+  `TrainTransform.cut` returns instead of a clip: uint8 crops and the drawn choices, which
+  `videopeft.data.device_augment.DeviceAugment` applies on the device.
 * `EvalVideoDataset` item: `(views float (V, C, T, H, W), label, index, ok)` with
   `V = views_temporal * views_spatial`, temporal-major (view `t*S + s`). The union of all temporal
   views' frames is decoded and prepared once. A failed video gives `ok=False` and zeros, is
-  recorded in the manifest, and is never replaced by another video.
+  recorded in the manifest, and is never replaced by another video. In device mode the views are
+  uint8 and the device normalises them (`device_augment.normalize_clips`).
 
 Both count each successful decode by backend in the manifest (run.json reports the counts), and
 record a manifest *warning* for a video that decodes but looks wrong
@@ -21,21 +27,23 @@ the container header, no decoding).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from videopeft.config import DataConfig
 from videopeft.data.annotations import VideoRecord, read_annotations
-from videopeft.data.decoders import Video, open_video, probe_warnings
+from videopeft.data.decoders import DecodeOptions, Video, open_video, probe_warnings
 from videopeft.data.manifest import Manifest
 from videopeft.data.sampling import sample_dense, sample_segments
-from videopeft.data.transforms import build_eval_transform, build_train_transform
+from videopeft.data.transforms import (build_eval_transform, build_train_transform,
+                                       decode_short_side)
 from videopeft.errors import ConfigError, DecodeError
 
-__all__ = ["TrainClipDataset", "EvalVideoDataset", "eval_collate", "build_dataset",
-           "clip_indices"]
+__all__ = ["TrainClipDataset", "EvalVideoDataset", "eval_collate", "collate_train",
+           "build_dataset", "clip_indices"]
 
 _log = logging.getLogger(__name__)
 
@@ -70,7 +78,9 @@ class TrainClipDataset(Dataset):
             raise ValueError(f"{split}: no videos to train on")
         self.records, self.cfg, self.split = list(records), cfg, split
         self.manifest = manifest if manifest is not None else Manifest()
-        self.transform = transform or build_train_transform(cfg)
+        self.device_side = cfg.augment == "device"
+        self.transform = transform or build_train_transform(cfg, device_side=self.device_side)
+        self.decode = DecodeOptions(decode_short_side(cfg, train=True), cfg.decode_threads)
         self._bad: set[int] = set()  # per process: videos already known to fail
         self._probed: set[int] = set()  # per process: videos already checked for warnings
         self._cache: dict[int, torch.Tensor] = {}  # per process: decoded videos (data.cache_mb)
@@ -79,12 +89,29 @@ class TrainClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def load(self, index: int) -> torch.Tensor:
-        """Decode one random clip of video `index` and augment it (DecodeError if unreadable)."""
+    def load(self, index: int) -> Any:
+        """Decode one random clip of video `index` and augment it (DecodeError if unreadable):
+        a clip, `num_sample` clips stacked, or device mode's cut (see the module docstring)."""
+        return self._augment(self._frames(index))
+
+    def _augment(self, frames: torch.Tensor) -> Any:
+        """`num_sample` independent augmentations of one decoded clip."""
+        k = self.cfg.num_sample
+        if self.device_side:
+            cuts = [self.transform.cut(frames) for _ in range(k)]
+            return {"frames": [c["frames"] for c in cuts],
+                    **{key: np.stack([c[key] for c in cuts]) for key in cuts[0]
+                       if key != "frames"}}
+        if k == 1:
+            return self.transform(frames)
+        return torch.stack([self.transform(frames) for _ in range(k)])
+
+    def _frames(self, index: int) -> torch.Tensor:
+        """The frames of one random clip of video `index`, uint8 (T, H, W, C)."""
         cached = self._cache.get(index)
         if cached is not None:
-            return self.transform(cached[clip_indices(self.cfg, len(cached), train=True)])
-        with open_video(self.records[index].path, self.cfg.backend) as video:
+            return cached[clip_indices(self.cfg, len(cached), train=True)]
+        with open_video(self.records[index].path, self.cfg.backend, self.decode) as video:
             if self.cfg.cache_mb > 0:  # decode every frame once; later clips are cut from memory
                 cached = video.get(range(video.num_frames))
                 frames = cached[clip_indices(self.cfg, len(cached), train=True)]
@@ -97,9 +124,9 @@ class TrainClipDataset(Dataset):
         if cached is not None and self._cache_bytes + cached.nbytes <= self.cfg.cache_mb * 2**20:
             self._cache[index] = cached  # full: later videos are decoded each time, as without
             self._cache_bytes += cached.nbytes
-        return self.transform(frames)
+        return frames
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> tuple[Any, int, int]:
         last_error: DecodeError | None = None
         for _ in range(self.cfg.max_retries + 1):
             if index not in self._bad:
@@ -126,7 +153,12 @@ class EvalVideoDataset(Dataset):
         self.records, self.cfg, self.split = list(records), cfg, split
         self.views_temporal, self.views_spatial = views_temporal, views_spatial
         self.manifest = manifest if manifest is not None else Manifest()
-        self.transform = build_eval_transform(cfg, views_spatial, short_side)
+        self.device_side = cfg.augment == "device"
+        self.transform = build_eval_transform(cfg, views_spatial, short_side,
+                                              normalize=not self.device_side)
+        self.decode = DecodeOptions(decode_short_side(cfg, train=False,
+                                                      eval_short_side=short_side),
+                                    cfg.decode_threads)
         self._probed: set[int] = set()  # per process: videos already checked for warnings
 
     def __len__(self) -> int:
@@ -143,7 +175,7 @@ class EvalVideoDataset(Dataset):
 
     def load(self, index: int) -> torch.Tensor:
         """All views of video `index` as (V, C, T, H, W) (DecodeError if unreadable)."""
-        with open_video(self.records[index].path, self.cfg.backend) as video:
+        with open_video(self.records[index].path, self.cfg.backend, self.decode) as video:
             views = self.view_indices(video.num_frames)
             union = sorted(set().union(*views))
             frames = video.get(union)
@@ -163,7 +195,8 @@ class EvalVideoDataset(Dataset):
             self.manifest.add(self.split, err.path, err.backends, err.detail)
             _log.warning("%s: counted as failed (not replaced): %s", self.split, err)
             size = self.cfg.img_size
-            empty = torch.zeros(self.num_views, 3, self.cfg.num_frames, size, size)
+            empty = torch.zeros(self.num_views, 3, self.cfg.num_frames, size, size,
+                                dtype=torch.uint8 if self.device_side else torch.float32)
             return empty, label, index, False
 
 
@@ -177,6 +210,26 @@ def eval_collate(batch: list[tuple[torch.Tensor, int, int, bool]]
     views, labels, indices, ok = zip(*batch)
     return (torch.stack(views), torch.tensor(labels), torch.tensor(indices),
             torch.tensor(ok, dtype=torch.bool))
+
+
+def collate_train(batch: list[tuple[Any, int, int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Stack train items into (clips, labels, indices) with one row per clip: `num_sample`
+    clips of a video are consecutive and share its label and index. Device-mode items give a
+    dict: "frames" a list of uint8 crops (their sizes differ), the drawn choices stacked."""
+    samples, labels, indices = zip(*batch)
+    first = samples[0]
+    if isinstance(first, dict):
+        k = len(first["frames"])
+        clips: Any = {"frames": [f for s in samples for f in s["frames"]],
+                      **{key: np.concatenate([s[key] for s in samples]) for key in first
+                         if key != "frames"}}
+    elif first.dim() == 5:  # (k, C, T, H, W) per video
+        k = first.shape[0]
+        clips = default_collate(samples).flatten(0, 1)  # in shared memory: a view, no copy
+    else:
+        k, clips = 1, default_collate(samples)
+    repeat = lambda values: torch.tensor(values).repeat_interleave(k)  # noqa: E731
+    return clips, repeat(labels), repeat(indices)
 
 
 def build_dataset(cfg: DataConfig, split: str, train: bool, manifest: Manifest,

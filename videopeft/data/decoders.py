@@ -49,13 +49,15 @@ except ImportError:
 from videopeft.constants import AUTO_ORDER, BACKENDS
 from videopeft.errors import ConfigError, DecodeError, one_line
 
-__all__ = ["DecodeError", "Video", "VideoHeader", "open_video", "decode", "count_frames",
-           "available_backends", "unusable_backends", "read_header", "probe_warnings"]
+__all__ = ["DecodeError", "DecodeOptions", "Video", "VideoHeader", "open_video", "decode",
+           "count_frames", "reduced_size", "available_backends", "unusable_backends",
+           "read_header", "probe_warnings"]
 
 _log = logging.getLogger(__name__)
 
 _MODULES = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec.decoders"}
 _DECORD_CHUNK = 32  # frames per decord get_batch call (bounds its memory on long videos)
+_SIZES: dict[str, tuple[int, int]] = {}  # per process: (height, width) of files decord opened
 
 
 @dataclass(frozen=True)
@@ -153,12 +155,41 @@ class _Reader(Protocol):
         """Release native handles."""
 
 
-class _DecordReader:
-    """decord.VideoReader on one CPU thread; frames fetched in sorted chunks."""
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a reader decodes: frames scaled down so their short side is at most `short_side` px
+    (0 = full size; never scaled up), with `threads` decoder threads (1: the DataLoader workers are
+    the parallelism, and decoder threads on top of them would only oversubscribe the cores)."""
 
-    def __init__(self, path: str) -> None:
+    short_side: int = 0
+    threads: int = 1
+
+
+def reduced_size(width: int, height: int, short_side: int) -> tuple[int, int] | None:
+    """(width, height) with the short side scaled to `short_side`, aspect kept (rounded); None
+    when the frame is already that small or `short_side` is 0."""
+    if short_side <= 0 or min(width, height) <= short_side:
+        return None
+    scale = short_side / min(width, height)
+    if width <= height:
+        return short_side, int(round(height * scale))
+    return int(round(width * scale)), short_side
+
+
+class _DecordReader:
+    """decord.VideoReader on `options.threads` CPU threads (scaled by decord when frames are
+    larger than `options.short_side`); frames fetched in sorted chunks."""
+
+    def __init__(self, path: str, options: DecodeOptions = DecodeOptions()) -> None:
         decord = _module("decord")
-        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=options.threads)
+        if options.short_side:
+            height, width = self._vr[0].shape[:2] if _SIZES.get(path) is None else _SIZES[path]
+            _SIZES[path] = (height, width)
+            size = reduced_size(width, height, options.short_side)
+            if size is not None:  # decord scales while it converts to RGB
+                self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=options.threads,
+                                              width=size[0], height=size[1])
         self.num_frames = len(self._vr)
 
     def read(self, indices: list[int]) -> np.ndarray:
@@ -178,11 +209,14 @@ def _as_numpy(batch: Any) -> np.ndarray:
 class _PyAVReader:
     """PyAV: counts frames at open (demuxing when the header has no count), decodes in order."""
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    def __init__(self, path: str, options: DecodeOptions = DecodeOptions()) -> None:
+        self._path, self._threads = path, options.threads
         av = _module("pyav")
         with av.open(path) as container:
             stream = _video_stream(container)
+            size = reduced_size(stream.codec_context.width, stream.codec_context.height,
+                                options.short_side)
+            self._size = {} if size is None else {"width": size[0], "height": size[1]}
             try:  # for probe_warnings, at no extra cost; never a reason to fail the file
                 self.header: VideoHeader | None = _header_of(container, stream)
             except Exception:
@@ -199,10 +233,11 @@ class _PyAVReader:
         decoded = 0
         with av.open(self._path) as container:
             stream = _video_stream(container)
+            stream.codec_context.thread_count = self._threads
             for i, frame in enumerate(container.decode(stream)):
                 decoded = i + 1
-                if i in wanted:  # convert only the frames asked for (to_ndarray is the slow part)
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                if i in wanted:  # convert (and scale) only the frames asked for
+                    frames.append(frame.to_ndarray(format="rgb24", **self._size))
                 if i >= last:
                     break
         if len(frames) != len(indices):
@@ -222,20 +257,27 @@ def _video_stream(container: Any) -> Any:
 class _TorchCodecReader:
     """torchcodec.decoders.VideoDecoder in exact seek mode (used only when it is installed)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, options: DecodeOptions = DecodeOptions()) -> None:
         decoders = _module("torchcodec")
         self._dec = decoders.VideoDecoder(path, seek_mode="exact", dimension_order="NHWC",
-                                          num_ffmpeg_threads=1)
+                                          num_ffmpeg_threads=options.threads)
         self.num_frames = len(self._dec)
+        meta = self._dec.metadata
+        self._size = reduced_size(meta.width, meta.height, options.short_side)
 
     def read(self, indices: list[int]) -> np.ndarray:
-        return self._dec.get_frames_at(indices=indices).data.numpy()
+        frames = self._dec.get_frames_at(indices=indices).data
+        if self._size is not None:  # torchcodec decodes at full size; scale as the others do
+            import torch.nn.functional as F
+            frames = F.interpolate(frames.permute(0, 3, 1, 2), size=self._size[::-1],
+                                   mode="bilinear", antialias=True).permute(0, 2, 3, 1)
+        return frames.contiguous().numpy()
 
     def close(self) -> None:
         self._dec = None
 
 
-_OPENERS: dict[str, Callable[[str], _Reader]] = {
+_OPENERS: dict[str, Callable[[str, DecodeOptions], _Reader]] = {
     "decord": _DecordReader, "pyav": _PyAVReader, "torchcodec": _TorchCodecReader}
 
 
@@ -286,8 +328,10 @@ class Video:
     `backend` names the backend in use; `errors` holds what the backends before it reported.
     """
 
-    def __init__(self, path: str | os.PathLike, backend: str = "auto") -> None:
+    def __init__(self, path: str | os.PathLike, backend: str = "auto",
+                 options: DecodeOptions = DecodeOptions()) -> None:
         self.path = os.fspath(path)
+        self.options = options
         self.errors: dict[str, str] = {}
         self.backend = ""
         self._header: VideoHeader | None = None
@@ -301,7 +345,7 @@ class Video:
         while self._todo:
             name = self._todo.pop(0)
             try:
-                self._reader = _OPENERS[name](self.path)
+                self._reader = _OPENERS[name](self.path, self.options)
             except Exception as err:  # any backend failure means: try the next backend
                 self.errors[name] = one_line(err)
                 _log.debug("%s: %s cannot open it (%s)", self.path, name, self.errors[name])
@@ -349,6 +393,8 @@ class Video:
                 _log.debug("%s: %s failed (%s)", self.path, self.backend, self.errors[self.backend])
                 self._reader.close()
                 self._next_backend()
+        if wanted == unique:  # sorted without repeats: the frames are already in order
+            return torch.from_numpy(np.ascontiguousarray(frames))
         position = {frame: row for row, frame in enumerate(unique)}
         order = [position[i] for i in wanted]
         return torch.from_numpy(np.ascontiguousarray(frames[order]))
@@ -417,9 +463,11 @@ def probe_warnings(video: Video) -> list[str]:
     return problems
 
 
-def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
-    """Open a video with `backend` ("auto" = first of decord, pyav, torchcodec that works)."""
-    return Video(path, backend)
+def open_video(path: str | os.PathLike, backend: str = "auto",
+               options: DecodeOptions = DecodeOptions()) -> Video:
+    """Open a video with `backend` ("auto" = first of decord, pyav, torchcodec that works),
+    decoding as `options` say (size, threads)."""
+    return Video(path, backend, options)
 
 
 def decode(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor | np.ndarray,

@@ -26,12 +26,17 @@ has it (`multi_scale_crop_box`).
 Randomness comes from torch's global generator (crop, flip; or an explicit `generator`), and from
 python's `random` and numpy's global generator (timm's RandAugment and RandomErasing). DataLoader
 seeds all three differently in each worker.
+
+Device augmentation (`data.augment: device`, `videopeft.data.device_augment`): `TrainTransform.cut`
+draws the very same random choices as `__call__`, from the same generators in the same order, but
+applies only the crop: it returns the uint8 crop at its native size and the drawn parameters,
+and the device does the rest. `EvalTransform(normalize=False)` returns uint8 views likewise.
 """
 from __future__ import annotations
 
 import math
 import random
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -39,13 +44,15 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from videopeft.config import DataConfig
-from videopeft.constants import (ANTIALIAS_CHOICES, CROPS, IMAGENET_MEAN, IMAGENET_STD,
-                                 MULTI_SCALE_MAX_DISTORT, MULTI_SCALES, SPATIAL_VIEWS)
+from videopeft.constants import (ANTIALIAS_CHOICES, CROPS, ERASE_AREA, ERASE_MIN_ASPECT,
+                                 IMAGENET_MEAN, IMAGENET_STD, MULTI_SCALE_MAX_DISTORT,
+                                 MULTI_SCALES, RAND_AUGMENT_FILL, SPATIAL_VIEWS)
 
 __all__ = ["ClipRandAugment", "TrainTransform", "EvalTransform", "build_train_transform",
            "build_eval_transform", "random_resized_crop_box", "multi_scale_crop_box",
            "multi_scale_offsets", "resize_clip", "antialias_for", "resize_short_side",
-           "to_normalized_clip", "spatial_crop_offsets", "CROPS"]
+           "to_normalized_clip", "spatial_crop_offsets", "erase_box", "decode_short_side",
+           "CROPS"]
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 _RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -189,7 +196,7 @@ class ClipRandAugment:
         from timm.data.auto_augment import rand_augment_transform
 
         hparams = {"translate_const": int(img_size * 0.45), "interpolation": Image.BICUBIC,
-                   "img_mean": (128, 128, 128)}
+                   "img_mean": RAND_AUGMENT_FILL}
         self.ops = rand_augment_transform(config_str, hparams)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -211,7 +218,7 @@ class TrainTransform:
                  crop: str = "random_resized", antialias: bool | str = "auto",
                  flip: bool = False, rand_augment: str = "", random_erasing: float = 0.0,
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, device_side: bool = False) -> None:
         if crop not in CROPS:
             raise ValueError(f"crop must be one of {list(CROPS)}, got {crop!r}")
         self.antialias = antialias_for(antialias, crop)
@@ -221,8 +228,18 @@ class TrainTransform:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         self.img_size, self.scale, self.crop, self.flip = img_size, tuple(scale), crop, flip
         self.mean, self.std, self.generator = tuple(mean), tuple(std), generator
-        self.rand_augment = ClipRandAugment(rand_augment, img_size) if rand_augment else None
+        self.random_erasing = random_erasing
+        self.rand_augment: Callable | None = None  # worker mode: timm's ops through PIL
+        self.planner = None  # device mode: draws timm's choices, applied on the device
         self.erase = None
+        if device_side:
+            if rand_augment:
+                from videopeft.data.randaugment import RandAugmentPlanner
+
+                self.planner = RandAugmentPlanner(rand_augment, img_size)
+            return
+        if rand_augment:
+            self.rand_augment = ClipRandAugment(rand_augment, img_size)
         if random_erasing > 0:
             from timm.data.random_erasing import RandomErasing
 
@@ -233,6 +250,9 @@ class TrainTransform:
             return multi_scale_crop_box(height, width, self.img_size, generator=self.generator)
         return random_resized_crop_box(height, width, self.scale, generator=self.generator)
 
+    def _flip(self) -> bool:
+        return self.flip and float(torch.rand((), generator=self.generator)) < 0.5
+
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         _check_frames(frames)
         if self.rand_augment is not None:
@@ -240,12 +260,30 @@ class TrainTransform:
         top, left, h, w = self._box(frames.shape[1], frames.shape[2])
         crop = rearrange(frames[:, top:top + h, left:left + w], "t h w c -> t c h w")
         crop = resize_clip(crop, (self.img_size, self.img_size), antialias=self.antialias)
-        if self.flip and float(torch.rand((), generator=self.generator)) < 0.5:
+        if self._flip():
             crop = crop.flip(-1)
         clip = to_normalized_clip(crop, self.mean, self.std)
         if self.erase is not None:  # one region for all frames: erase a (C*T, H, W) view
             self.erase(clip.view(-1, self.img_size, self.img_size))
         return clip
+
+    def cut(self, frames: torch.Tensor) -> dict[str, Any]:
+        """Device mode's worker half: the crop, uint8 (T, h, w, C) at its native size, and the
+        choices `__call__` would draw (same generators, same order), as numpy values because
+        they stay on the host: "flip" (bool), "rand_augment" (the plan, `randaugment`; no rows
+        when off) and "erase" (top, left, height, width at img_size; height 0 = none)."""
+        _check_frames(frames)
+        plan = self.planner.draw() if self.planner is not None else np.zeros((0, 3), np.float32)
+        top, left, h, w = self._box(frames.shape[1], frames.shape[2])
+        flip = self._flip()
+        box = erase_box(self.random_erasing, self.img_size, self.img_size) \
+            if self.random_erasing > 0 else None
+        crop = torch.empty((frames.shape[0], h, w, frames.shape[3]), dtype=torch.uint8)
+        if torch.utils.data.get_worker_info() is not None:
+            crop.share_memory_()  # the one copy a crop makes on its way out of the worker
+        crop.copy_(frames[:, top:top + h, left:left + w])
+        return {"frames": crop, "flip": np.bool_(flip), "rand_augment": np.asarray(plan),
+                "erase": np.array(box or (0, 0, 0, 0), dtype=np.int64)}
 
 
 class EvalTransform:
@@ -257,7 +295,7 @@ class EvalTransform:
 
     def __init__(self, img_size: int, *, views_spatial: int = 1, short_side: int = 0,
                  antialias: bool | str = "auto", mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD) -> None:
+                 std: tuple[float, ...] = IMAGENET_STD, normalize: bool = True) -> None:
         short_side = short_side or img_size
         if views_spatial not in SPATIAL_VIEWS:
             raise ValueError(f"views_spatial must be 1 or 3, got {views_spatial}")
@@ -266,13 +304,16 @@ class EvalTransform:
                              f"img_size={img_size}")
         self.img_size, self.views_spatial, self.short_side = img_size, views_spatial, short_side
         self.antialias = antialias_for(antialias, "eval")
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.mean, self.std, self.normalize = tuple(mean), tuple(std), normalize
 
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (T, H, W, C) -> resized, normalised float (C, T, H', W')."""
+        """uint8 (T, H, W, C) -> resized, normalised float (C, T, H', W'); with
+        `normalize=False` the resized uint8 (C, T, H', W') (the device normalises)."""
         _check_frames(frames)
         clip = resize_short_side(rearrange(frames, "t h w c -> t c h w"), self.short_side,
                                  antialias=self.antialias)
+        if not self.normalize:
+            return rearrange(clip, "t c h w -> c t h w")
         return to_normalized_clip(clip, self.mean, self.std)
 
     def views(self, clip: torch.Tensor, frame_rows: list[list[int]]) -> torch.Tensor:
@@ -299,18 +340,58 @@ class EvalTransform:
         return self.crop(self.prepare(frames))
 
 
-def build_train_transform(cfg: DataConfig, *, generator: torch.Generator | None = None
-                          ) -> Callable[[torch.Tensor], torch.Tensor]:
+def erase_box(probability: float, height: int, width: int
+              ) -> tuple[int, int, int, int] | None:
+    """The region random erasing blanks, or None: timm's RandomErasing rule with VideoMAE's
+    settings (count 1; timm/data/random_erasing.py `_erase`), drawn from python's `random` exactly
+    as timm draws it: apply with `probability`; then up to 10 tries of an area fraction in
+    `ERASE_AREA` and a log-uniform aspect ratio, kept when the box fits strictly inside."""
+    if random.random() > probability:
+        return None
+    area = height * width
+    log_ratio = (math.log(ERASE_MIN_ASPECT), math.log(1 / ERASE_MIN_ASPECT))
+    for _ in range(10):
+        target = random.uniform(*ERASE_AREA) * area
+        aspect = math.exp(random.uniform(*log_ratio))
+        h = int(round(math.sqrt(target * aspect)))
+        w = int(round(math.sqrt(target / aspect)))
+        if w < width and h < height:
+            return random.randint(0, height - h), random.randint(0, width - w), h, w
+    return None
+
+
+def decode_short_side(cfg: DataConfig, *, train: bool, eval_short_side: int = 0) -> int:
+    """The short side (px) to decode videos at, 0 = full size (`data.decode_short_side`).
+
+    A set value holds for training; evaluation never decodes smaller than its resize target.
+    Auto (0) keeps every pixel some crop could use: training, the side of the smallest crop
+    scaled to `img_size` (random-resized: `img_size / sqrt(scale[0])`, 792 px for VideoMAE's
+    (0.08, 1); multi-scale: `img_size / 0.66`, 340 px); evaluation, twice the eval short side.
+    So the official 240p / 320p datasets decode at full size, exactly as the official
+    pipelines, and only larger videos (720p camera footage, say) are decoded smaller.
+    """
+    target = eval_short_side or cfg.img_size
+    if cfg.decode_short_side:
+        return cfg.decode_short_side if train else max(cfg.decode_short_side, target)
+    if not train:
+        return 2 * target
+    smallest = min(MULTI_SCALES) if cfg.crop == "multi_scale" else math.sqrt(cfg.scale[0])
+    return math.ceil(cfg.img_size / smallest)
+
+
+def build_train_transform(cfg: DataConfig, *, generator: torch.Generator | None = None,
+                          device_side: bool = False) -> TrainTransform:
     """The train augmentation a DataConfig asks for (its crop, antialias, flip, RandAugment,
-    erasing)."""
+    erasing); `device_side`: the worker half of device augmentation (`TrainTransform.cut`)."""
     return TrainTransform(cfg.img_size, scale=cfg.scale, crop=cfg.crop, antialias=cfg.antialias,
                           flip=cfg.flip, rand_augment=cfg.rand_augment,
                           random_erasing=cfg.random_erasing, mean=cfg.mean, std=cfg.std,
-                          generator=generator)
+                          generator=generator, device_side=device_side)
 
 
 def build_eval_transform(cfg: DataConfig, views_spatial: int = 1,
-                         short_side: int = 0) -> EvalTransform:
+                         short_side: int = 0, *, normalize: bool = True) -> EvalTransform:
     """Eval resize + crops for a DataConfig; short_side 0 means cfg.img_size."""
     return EvalTransform(cfg.img_size, views_spatial=views_spatial, short_side=short_side,
-                         antialias=cfg.antialias, mean=cfg.mean, std=cfg.std)
+                         antialias=cfg.antialias, mean=cfg.mean, std=cfg.std,
+                         normalize=normalize)

@@ -19,12 +19,13 @@ Outputs (main rank, in the run folder): ``results.json`` (`RESULT_KEYS`), ``pred
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,7 @@ from videopeft import peft
 from videopeft.config import RunConfig, method_config, save_config
 from videopeft.constants import Fusion
 from videopeft.data import Manifest, build_dataset, eval_collate
+from videopeft.data.device_augment import normalize_clips, resolve_augment
 from videopeft.errors import AdapterError, CheckpointError, ConfigError
 from videopeft.io import atomic_write_json, atomic_write_text
 from videopeft.models import load_pretrained
@@ -80,8 +82,10 @@ class ViewScores:
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: Any, device: torch.device, precision: Precision, *,
-            num_views: int, num_classes: int, progress: bool = False) -> ViewScores:
-    """Run this rank's videos through `model`: batches (B, V, C, T, H, W) -> logits (B, V, K)."""
+            num_views: int, num_classes: int, progress: bool = False,
+            normalize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> ViewScores:
+    """Run this rank's videos through `model`: batches (B, V, C, T, H, W) -> logits (B, V, K).
+    uint8 views (device mode) are normalised by `normalize` on the device."""
     was_training = model.training
     model.eval()
     parts: list[ViewScores] = []
@@ -94,6 +98,8 @@ def predict(model: nn.Module, loader: Any, device: torch.device, precision: Prec
             logits = torch.zeros(b, v, num_classes)
             if ok.any():  # only decodable videos go through the model; failed rows stay zero
                 x = views[ok].to(device, non_blocking=True).flatten(0, 1)
+                if x.dtype == torch.uint8:
+                    x = normalize(x)
                 with precision.autocast():
                     out = model(x)
                 logits[ok] = out.float().view(-1, v, num_classes).cpu()
@@ -136,15 +142,19 @@ def evaluate_model(model: nn.Module, dataset: Any, class_names: list[str], *, ba
     loader = build_eval_loader(dataset, batch_size=batch_size, workers=workers, rank=info.rank,
                                world_size=info.world_size, collate_fn=eval_collate,
                                pin_memory=device.type == "cuda")
+    d = dataset.cfg
     local = predict(model, loader, device, precision, num_views=dataset.num_views,
-                    num_classes=len(class_names), progress=progress)
+                    num_classes=len(class_names), progress=progress,
+                    normalize=lambda x: normalize_clips(x, d.mean, d.std))
     scores = gather_scores(local)
     return score(scores, class_names, fusion), scores
 
 
 def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gflops: float,
-                   method: PeftConfig | None = None) -> dict:
-    """The results.json object: exactly `RESULT_KEYS`, in order, with plain Python types."""
+                   method: PeftConfig | None = None, training: dict | None = None) -> dict:
+    """The results.json object: exactly `RESULT_KEYS`, in order, with plain Python types, and
+    after them `training` (how the model was trained: batch, repeated augmentation, ...) when the
+    evaluation ends a training run."""
     record = {
         "dataset": cfg.data.layout,
         "split": cfg.eval.split,
@@ -164,6 +174,8 @@ def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gfl
         "run_record": RUN_RECORD,  # run.json beside it: code, libraries, device, command, data
     }
     assert tuple(record) == RESULT_KEYS
+    if training is not None:
+        record["training"] = training
     return record
 
 
@@ -258,7 +270,8 @@ def _is_train_state(path: Path) -> bool:
 
 def evaluate(cfg: RunConfig, model: nn.Module | None = None,
              checkpoint: str | os.PathLike | None = None, *, output_dir: str | os.PathLike | None = None,
-             run_name: str = "eval", progress: bool = True, run_record: bool = True) -> dict:
+             run_name: str = "eval", progress: bool = True, run_record: bool = True,
+             training: dict | None = None) -> dict:
     """Evaluate a model on `cfg.eval.split` with `cfg.eval`'s views and fusion; write the outputs.
 
     Pass either a built `model` (training's final evaluation) or a `checkpoint` path (see
@@ -279,7 +292,9 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
         manifest = Manifest(out_dir / ".manifest_spool")
         facts = start_run_record(out_dir, cfg.data, [cfg.eval.split], info) if run_record \
             else None
-        dataset, class_names = build_dataset(cfg.data, cfg.eval.split, train=False,
+        data = dataclasses.replace(cfg.data, augment=resolve_augment(cfg.data.augment,
+                                                                     info.device))
+        dataset, class_names = build_dataset(data, cfg.eval.split, train=False,
                                              manifest=manifest,
                                              views_temporal=cfg.eval.views_temporal,
                                              views_spatial=cfg.eval.views_spatial,
@@ -298,7 +313,7 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
                                          precision=precision, fusion=cfg.eval.fusion,
                                          progress=progress and info.is_main)
         record = results_record(cfg, summary, params=params, gflops=gflops,
-                                method=_method_of(model, method))
+                                method=_method_of(model, method), training=training)
         if info.is_main:
             write_eval_outputs(out_dir, record, summary, scores, dataset, class_names)
         failures = write_manifest(manifest, out_dir / "manifest.json")

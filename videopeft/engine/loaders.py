@@ -61,6 +61,13 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _worker_init(worker_id: int) -> None:
+    """One torch thread per worker: the workers are the parallelism (one per core), and the
+    pipeline's few torch ops on small crops gain nothing from threads that would contend with
+    the other workers and the training process (PyTorch sets this too; stated here on purpose)."""
+    torch.set_num_threads(1)
+
+
 def build_train_loader(dataset: Dataset, *, batch_size: int, accum_steps: int, workers: int,
                        seed: int, rank: int, world_size: int, pin_memory: bool = False,
                        collate_fn: Callable | None = None) -> tuple[DataLoader, ResumableSampler]:
@@ -73,7 +80,7 @@ def build_train_loader(dataset: Dataset, *, batch_size: int, accum_steps: int, w
     loader = DataLoader(SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
                         num_workers=workers, pin_memory=pin_memory, drop_last=True,
                         persistent_workers=workers > 0, generator=_generator(seed),
-                        collate_fn=collate_fn)
+                        collate_fn=collate_fn, worker_init_fn=_worker_init)
     return loader, sampler
 
 
@@ -84,4 +91,4 @@ def build_eval_loader(dataset: Dataset, *, batch_size: int, workers: int, rank: 
     shard = Subset(dataset, shard_indices(len(dataset), rank, world_size))
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
                       pin_memory=pin_memory, drop_last=False, generator=_generator(0),
-                      collate_fn=collate_fn)
+                      collate_fn=collate_fn, worker_init_fn=_worker_init)

@@ -12,7 +12,7 @@ import torch
 
 import videopeft
 
-__all__ = ["cpu_name", "device_name", "machine_summary", "LIBRARIES", "library_versions",
+__all__ = ["cpu_name", "cpu_cores", "device_name", "machine_summary", "LIBRARIES", "library_versions",
            "source_version", "software"]
 
 # the libraries whose versions decide what a run computes and decodes (run.json names each)
@@ -35,6 +35,14 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def device_name(device: torch.device) -> str:

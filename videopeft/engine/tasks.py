@@ -103,8 +103,10 @@ def build_criterion(cfg: RunConfig, num_classes: int) -> tuple[Callable | None, 
     """timm Mixup/CutMix + SoftTargetCrossEntropy, else label-smoothing CE, else plain CE."""
     t = cfg.train
     if t.mixup > 0 or t.cutmix > 0:
-        if t.batch_size % 2:
-            raise ConfigError(f"mixup/cutmix need an even per-process batch, got {t.batch_size}",
+        clips = t.batch_size * cfg.data.num_sample  # timm mixes the batch with its reverse
+        if clips % 2:
+            raise ConfigError(f"mixup/cutmix need an even number of clips per micro-batch "
+                              f"(batch_size x data.num_sample), got {clips}",
                               key="train.batch_size")
         mixup = Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, label_smoothing=t.label_smoothing,
                       num_classes=num_classes)

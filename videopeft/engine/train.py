@@ -19,6 +19,10 @@ Features:
     * BatchNorm statistics per process, as AdaptFormer's DDP runs have them, or over all GPUs
       with `train.sync_bn`;
     * timm Mixup/CutMix with soft-target loss, label smoothing, optional EMA of the weights;
+    * augmentation in the DataLoader workers, or on the device (`data.augment`; auto = device on
+      CUDA): workers then decode and cut uint8 crops, `DeviceAugment` does the rest batched;
+      repeated augmentation (`data.num_sample: k`, k clips per decoded video; the lr follows the
+      global batch of videos, as VideoMAE's);
     * DDP through torchrun; the data order depends only on (seed, epoch), so any world size with
       the same global batch sees the same samples per step;
     * checkpoints (full state, atomic, keep-last-k) every `save_every` epochs and every
@@ -40,6 +44,7 @@ Raises:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -55,8 +60,9 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from videopeft.config import RunConfig, config_to_dict, save_config
-from videopeft.data import Manifest, build_dataset
+from videopeft.config import DataConfig, RunConfig, config_to_dict, save_config
+from videopeft.data import Manifest, build_dataset, collate_train
+from videopeft.data.device_augment import build_device_augment, resolve_augment, to_device
 from videopeft.errors import CheckpointError
 from videopeft.io import atomic_write_json
 
@@ -69,6 +75,7 @@ from .evaluate import evaluate, evaluate_model, write_manifest
 from .hostsync import LossWatch, synchronize
 from .loaders import build_train_loader
 from .logging import MetricsLogger, setup_console_logging
+from .machine import cpu_cores
 from .optim import accum_steps_for, build_optimizer, build_scheduler, scaled_lrs
 from .report import plot_training_curves
 from .run_record import finish_run_record, start_run_record
@@ -172,17 +179,21 @@ class Recipe:
     def _setup_data(self, manifest: Manifest) -> None:
         """Training clips in the resumable seeded order; a 1-view validation set."""
         cfg, t, info = self.cfg, self.cfg.train, self.info
-        self.train_set, self.class_names = build_dataset(cfg.data, cfg.data.split, train=True,
+        self.data: DataConfig = data_config_for(cfg.data, self.device)  # `augment` resolved
+        self.device_augment = build_device_augment(self.data) \
+            if self.data.augment == "device" else None
+        self.train_set, self.class_names = build_dataset(self.data, self.data.split, train=True,
                                                          manifest=manifest)
         self.loader, self.sampler = build_train_loader(
             self.train_set, batch_size=t.batch_size, accum_steps=self.accum_steps,
-            workers=cfg.data.workers, seed=cfg.seed, rank=info.rank,
-            world_size=info.world_size, pin_memory=self.device.type == "cuda")
+            workers=self.data.workers, seed=cfg.seed, rank=info.rank,
+            world_size=info.world_size, pin_memory=self.device.type == "cuda",
+            collate_fn=collate_train)
         self.steps_per_epoch = self.sampler.steps_per_epoch
         self.max_steps = t.max_steps if t.max_steps > 0 else t.epochs * self.steps_per_epoch
         self.val_set = None
         if self.task.validates and t.eval_every > 0:  # VideoMAE validates with one centre view
-            self.val_set, _ = build_dataset(cfg.data, cfg.eval.split, train=False,
+            self.val_set, _ = build_dataset(self.data, cfg.eval.split, train=False,
                                             manifest=manifest, views_temporal=1, views_spatial=1,
                                             short_side=cfg.eval.short_side)
 
@@ -218,22 +229,31 @@ class Recipe:
     def _log_setup(self) -> None:
         """The efficiency report's static half: sizes, cost per view, batch and schedule."""
         p, g = self.params, self.gflops
+        d = self.data
         self.logger.log(
             "setup", 0, task=self.task.name, params_total=p["total"],
             params_trainable=p["trainable"], gflops_per_view=g, gmacs_per_view=g / 2,
             world_size=self.info.world_size, batch_size=self.cfg.train.batch_size,
-            accum_steps=self.accum_steps, global_batch=self.global_batch, lr=self.lr,
+            accum_steps=self.accum_steps, global_batch=self.global_batch,
+            num_sample=d.num_sample, clips_per_step=self.global_batch * d.num_sample,
+            augment=d.augment, workers=d.workers, lr=self.lr,
             min_lr=self.min_lr, warmup_lr=self.warmup_lr, steps_per_epoch=self.steps_per_epoch,
             epochs=self.cfg.train.epochs, max_steps=self.max_steps,
             precision=self.precision.name, device=str(self.device),
             train_videos=len(self.train_set), classes=len(self.class_names))
         _log.info("params: %s total, %s trainable (%.3f%%); %.4g GFLOPs per view (%.4g GMACs); "
-                  "global batch %d (%d processes x %d clips x %d accumulation steps), lr %.3g, "
+                  "global batch %d videos (%d processes x %d x %d accumulation steps), lr %.3g, "
                   "%d steps per epoch, precision %s",
                   f"{p['total']:,}", f"{p['trainable']:,}",
                   100 * p["trainable"] / max(p["total"], 1), g, g / 2, self.global_batch,
                   self.info.world_size, self.cfg.train.batch_size, self.accum_steps, self.lr,
                   self.steps_per_epoch, self.precision.name)
+        _log.info("data: augmentation %s, %d workers per process%s",
+                  "in the DataLoader workers" if d.augment == "worker"
+                  else "on the device (the workers decode and cut crops)",
+                  d.workers, f"; {d.num_sample} augmented clips per video (data.num_sample), "
+                  f"{self.global_batch * d.num_sample} clips per step; the lr follows the global "
+                  f"batch of videos" if d.num_sample > 1 else "")
 
     # ------------------------------------------------------------------ state
     @property
@@ -339,7 +359,7 @@ class Recipe:
             data_start = time.perf_counter()
             clips, labels, _ = next(batches)
             data_time += time.perf_counter() - data_start
-            clips = clips.to(self.device, non_blocking=True)
+            clips = self.model_input(clips)
             labels = labels.to(self.device, non_blocking=True)
             # DDP all-reduces gradients during backward; only the last micro-step needs that
             last = micro == self.accum_steps - 1
@@ -362,11 +382,20 @@ class Recipe:
             self.ema.update(self.model, step=self.pos.step)
         return loss_sum, data_time
 
+    def model_input(self, clips: Any) -> torch.Tensor:
+        """A collated batch on the device, as the model takes it: float clips (B, C, T, H, W);
+        in device mode the crops are copied over and augmented there."""
+        if self.device_augment is None:
+            return clips.to(self.device, non_blocking=True)
+        crops = [to_device(c, self.device) for c in clips["frames"]]
+        return self.device_augment(crops, clips)
+
     def _after_step(self, loss: torch.Tensor, data_time: float, step_time: float,
                     progress: Any) -> None:
         """Throughput, logging and step checkpoints after optimizer step `pos.step`."""
         t, step = self.cfg.train, self.pos.step
-        self.meter.add(t.batch_size * self.accum_steps, step_time, data_time)
+        self.meter.add(t.batch_size * self.accum_steps * self.data.num_sample, step_time,
+                       data_time)
         if self.meter.ready:
             self._report_efficiency()
         if step % t.log_every == 0 or step == self.max_steps:
@@ -419,10 +448,19 @@ class Recipe:
                   "%.0f MiB", summary["clips_per_s"], 100 * summary["data_share"],
                   summary["peak_memory_mb"])
         if summary["data_share"] > 0.5:
-            _log.warning("data loading takes %.0f%% of each step: raise data.workers, use a "
-                         "faster backend or pre-resize the videos", 100 * summary["data_share"])
+            _log.warning("data loading takes %.0f%% of each step; what applies here: %s",
+                         100 * summary["data_share"],
+                         "; ".join(data_levers(self.data, self.device, cpu_cores())))
 
     # ------------------------------------------------------------------ the end
+    def training_facts(self) -> dict:
+        """How the model was trained, for results.json: batch, repeated augmentation, where the
+        augmentation ran, lr, steps."""
+        d = self.data
+        return {"steps": self.pos.step, "global_batch": self.global_batch,
+                "num_sample": d.num_sample, "clips_per_step": self.global_batch * d.num_sample,
+                "augment": d.augment, "lr": self.lr, "world_size": self.info.world_size}
+
     def finish(self) -> dict:
         """Final checkpoint, export, multi-view evaluation (results.json) and plots."""
         cfg, info, out_dir = self.cfg, self.info, self.out_dir
@@ -440,7 +478,8 @@ class Recipe:
                          "exported": str(exported) if exported else None}
         if self.task.validates:  # run.json is the training run's (run_training writes it)
             record = evaluate(cfg, model=self.eval_model, output_dir=out_dir,
-                              progress=info.is_main, run_record=False)
+                              progress=info.is_main, run_record=False,
+                              training=self.training_facts())
             self.logger.log("test", self.pos.step, **{k: record[k] for k in (
                 "clip_top1", "clip_top5", "video_top1", "video_top5", "num_videos",
                 "num_failed")})
@@ -500,6 +539,28 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
 
 
 # ============================================================================= helpers
+
+def data_config_for(data: DataConfig, device: torch.device) -> DataConfig:
+    """The data section as this run uses it: `augment: auto` resolved for `device`."""
+    return dataclasses.replace(data, augment=resolve_augment(data.augment, device))
+
+
+def data_levers(data: DataConfig, device: torch.device, cores: int) -> list[str]:
+    """What would feed the model faster, in this run's situation (for the data-share warning)."""
+    levers = []
+    if data.workers < cores - 1:
+        levers.append(f"more DataLoader workers (data.workers: {data.workers}; this machine "
+                      f"has {cores} cores for all processes)")
+    if data.augment == "worker":
+        levers.append("augmentation on the device (data.augment: device), so workers only "
+                      "decode" + ("" if device.type == "cuda" else " (meant for a GPU)"))
+    if data.num_sample == 1:
+        levers.append("repeated augmentation (data.num_sample: 2: two clips per decoded video, "
+                      "as VideoMAE's recipes)")
+    levers.append("decoding at a reduced size (data.decode_short_side, e.g. 256, if your videos "
+                  "are larger than the crops need), or videos pre-resized to a short side of "
+                  "240-320 px")
+    return levers
 
 def prepare_batchnorm(model: nn.Module, sync_bn: bool, info: dist.DistInfo) -> nn.Module:
     """The model with BatchNorm statistics per process (AdaptFormer's DDP runs: a plain
