@@ -193,7 +193,7 @@ def test_device_mode_trains_like_worker_mode(tiny_set, tmp_path):
     for augment in ("worker", "device"):
         cfg = tiny_config(tiny_set, tmp_path / augment, method={"name": "full"},
                           data={"augment": augment, "num_sample": 2, "flip": True},
-                          train={"epochs": 4, "lr": 3e-3, "eval_every": 0},
+                          train={"epochs": 4, "lr": 0.0, "blr": 0.256, "eval_every": 0},
                           eval={"views_temporal": 1, "views_spatial": 1})
         runs[augment] = train(cfg)
         losses = _losses(tmp_path / augment)
@@ -205,7 +205,8 @@ def test_device_mode_trains_like_worker_mode(tiny_set, tmp_path):
     facts = runs["device"]["training"]
     assert (facts["augment"], facts["num_sample"]) == ("device", 2)
     assert facts["clips_per_step"] == 2 * facts["global_batch"] == 6
-    assert runs["worker"]["training"]["lr"] == facts["lr"] == 3e-3
+    # lr = blr x global batch / 256 with the batch in videos (3), not clips (6), as VideoMAE
+    assert runs["worker"]["training"]["lr"] == facts["lr"] == pytest.approx(0.256 * 3 / 256)
 
 
 def test_device_mode_evaluation_scores_exactly_as_worker_mode(tiny_set, tmp_path):

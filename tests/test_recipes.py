@@ -72,6 +72,7 @@ class Expected:
     betas: tuple[float, float] | None = None  # Adam family only
     dense_train: str | None = None
     views: tuple[int, int, str] | None = None  # temporal, spatial, fusion
+    num_sample: int = 1  # augmented clips per decoded video (VideoMAE's --num_sample)
 
 
 ADAPTFORMER = Expected(torch.optim.SGD, lr=0.1 * 1024 / 256, min_lr=0.0, warmup_lr=0.0,
@@ -98,10 +99,10 @@ EXPECTED: dict[str, Expected] = {
     **{f"{ds}/{m}.yaml": ADAPTFORMER for ds in ("ssv2", "hmdb51", "kinetics400")
        for m in ("adaptmlp", "vpt", "lora", "linear")},
     "kinetics400/full.yaml": Expected(**VIDEOMAE_FT, dense_train="linspace",
-                                      views=(5, 3, "softmax_mean")),
+                                      views=(5, 3, "softmax_mean"), num_sample=2),
     "hmdb51/full.yaml": Expected(**VIDEOMAE_FT, dense_train="linspace",
-                                 views=(5, 3, "softmax_mean")),
-    "ssv2/full.yaml": Expected(**VIDEOMAE_FT, views=(2, 3, "softmax_mean")),
+                                 views=(5, 3, "softmax_mean"), num_sample=2),
+    "ssv2/full.yaml": Expected(**VIDEOMAE_FT, views=(2, 3, "softmax_mean"), num_sample=2),
     "kinetics400/pretrain.yaml": VIDEOMAE_PT,
     "ssv2/pretrain.yaml": VIDEOMAE_PT,
     **{f"synthetic/{m}.yaml": SYNTHETIC_ADAPTFORMER for m in ("adaptmlp", "vpt", "lora", "linear")},
@@ -191,7 +192,9 @@ def test_shipped_config_builds_its_papers_recipe(name):
             assert type(bn) is torch.nn.BatchNorm1d and not bn.affine and bn.eps == 1e-6
         assert (cfg.eval.views_temporal, cfg.eval.views_spatial, cfg.eval.fusion) == want.views
 
-    # data pipeline: crop kind, resize antialiasing, dense train rule, clip shape
+    # data pipeline: repeated augmentation, crop kind, resize antialiasing, dense train rule,
+    # clip shape; a step sees num_sample clips of each video while the lr counts videos
+    assert d.num_sample == want.num_sample
     train_tf = build_train_transform(d)
     assert (train_tf.crop, train_tf.antialias) == (want.crop, want.train_antialias)
     assert build_eval_transform(d).antialias is (d.antialias is True)
