@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from videopeft.io import atomic_write_text
+
 
 def stem(out_dir: Path, meta: dict) -> Path:
     """The result path without suffix."""
@@ -58,8 +60,6 @@ def write_partial(out_dir: Path, meta: dict, sections: dict) -> Path:
     outside leaves; `write` replaces it at the end."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = stem(out_dir, meta).with_suffix(".json")
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite({"meta": meta | {"partial": True}, **sections}), indent=2)
-                   + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(_finite({"meta": meta | {"partial": True}, **sections}),
+                                       indent=2) + "\n")
     return path

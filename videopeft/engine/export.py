@@ -61,7 +61,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from videopeft import peft
-from videopeft.constants import EXPORT_TARGETS, QKV_PARTS
+from videopeft.constants import EXPORT_TARGETS, IMAGENET_MEAN, IMAGENET_STD, QKV_PARTS
 from videopeft.errors import ExportError
 from videopeft.io import atomic_dir, atomic_write_json
 from videopeft.models import MODEL_ARCHS, VideoViT, load_pretrained
@@ -599,8 +599,8 @@ def import_peft(peft_dir: str | os.PathLike, out: str | os.PathLike, *,
              "model": {"name": arch.get("name"), "pretrained": info["base"]},
              "num_frames": arch["num_frames"], "img_size": arch["img_size"],
              "sampling": {"num_frames": arch["num_frames"], "img_size": arch["img_size"],
-                          "mean": list(norm.get("image_mean", (0.485, 0.456, 0.406))),
-                          "std": list(norm.get("image_std", (0.229, 0.224, 0.225)))},
+                          "mean": list(norm.get("image_mean", IMAGENET_MEAN)),
+                          "std": list(norm.get("image_std", IMAGENET_STD))},
              "imported_from": str(Path(peft_dir).resolve())}
     peft.save_adapter(model, out, extra=extra)
     reloaded, _ = model_from_adapter(out)
