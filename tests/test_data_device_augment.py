@@ -24,7 +24,7 @@ from videopeft.data import decode, open_video
 from videopeft.data.datasets import EvalVideoDataset, TrainClipDataset, collate_train
 from videopeft.data.decoders import DecodeOptions, available_backends, reduced_size
 from videopeft.data.device_augment import (DeviceAugment, build_device_augment, normalize_clips,
-                                           resolve_augment)
+                                           resolve_augment, unpack_crops)
 from videopeft.data.transforms import TrainTransform, decode_short_side, erase_box
 from videopeft.engine.evaluate import evaluate_model
 from videopeft.engine.builder import resolve_precision
@@ -165,8 +165,12 @@ def test_collate_gives_one_row_per_clip_and_repeats_labels(tiny_set, tmp_path):
             assert clips.shape == (6, 3, 4, 32, 32)
             torch.testing.assert_close(clips[2:4], items[1][0])
         else:
-            assert len(clips["frames"]) == 6 and clips["flip"].shape == (6,)
-            assert clips["frames"][3] is items[1][0]["frames"][1]
+            assert clips["flip"].shape == (6,) and clips["shapes"].shape == (6, 4)
+            crops = unpack_crops(clips, torch.device("cpu"))  # one buffer, six views
+            assert [tuple(c.shape) for c in crops] == [tuple(s) for s in clips["shapes"]]
+            assert all(c.untyped_storage().data_ptr() == clips["frames"].data_ptr()
+                       for c in crops)
+            assert torch.equal(crops[3], items[1][0]["frames"][1])
 
 
 def test_mixup_counts_the_clips_of_a_micro_batch(tiny_set, tmp_path):

@@ -42,7 +42,7 @@ from videopeft.data.transforms import (build_eval_transform, build_train_transfo
                                        decode_short_side)
 from videopeft.errors import ConfigError, DecodeError
 
-__all__ = ["TrainClipDataset", "EvalVideoDataset", "eval_collate", "collate_train",
+__all__ = ["TrainClipDataset", "EvalVideoDataset", "eval_collate", "collate_train", "pack_crops",
            "build_dataset", "clip_indices"]
 
 _log = logging.getLogger(__name__)
@@ -212,15 +212,30 @@ def eval_collate(batch: list[tuple[torch.Tensor, int, int, bool]]
             torch.tensor(ok, dtype=torch.bool))
 
 
+def pack_crops(crops: list[torch.Tensor]) -> dict[str, Any]:
+    """Crops of different sizes as one flat uint8 buffer ("frames", in shared memory inside a
+    DataLoader worker: each crop is copied once, straight out of its decoded frames) and their
+    shapes ("shapes", numpy (N, 4)): one tensor to pin and one copy to the device per batch."""
+    shapes = np.array([c.shape for c in crops], dtype=np.int64).reshape(-1, 4)
+    flat = torch.empty(int(shapes.prod(1).sum()), dtype=torch.uint8)
+    if torch.utils.data.get_worker_info() is not None:
+        flat.share_memory_()
+    offset = 0
+    for crop in crops:
+        flat[offset:offset + crop.numel()].view(crop.shape).copy_(crop)
+        offset += crop.numel()
+    return {"frames": flat, "shapes": shapes}
+
+
 def collate_train(batch: list[tuple[Any, int, int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
     """Stack train items into (clips, labels, indices) with one row per clip: `num_sample`
     clips of a video are consecutive and share its label and index. Device-mode items give a
-    dict: "frames" a list of uint8 crops (their sizes differ), the drawn choices stacked."""
+    dict: the crops packed (`pack_crops`: their sizes differ), the drawn choices stacked."""
     samples, labels, indices = zip(*batch)
     first = samples[0]
     if isinstance(first, dict):
         k = len(first["frames"])
-        clips: Any = {"frames": [f for s in samples for f in s["frames"]],
+        clips: Any = {**pack_crops([f for s in samples for f in s["frames"]]),
                       **{key: np.concatenate([s[key] for s in samples]) for key in first
                          if key != "frames"}}
     elif first.dim() == 5:  # (k, C, T, H, W) per video

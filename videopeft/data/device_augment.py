@@ -4,8 +4,8 @@ batched on the GPU, so that DataLoader workers only decode.
 The worker half is `TrainTransform.cut` (transforms.py): it draws every random choice exactly as
 the worker pipeline does (crop box, flip, RandAugment plan, erasing box; same generators, same
 order, so a clip's choices are still a pure function of its seed), cuts the crop out of the
-decoded uint8 frames and returns it at its native size with the choices. `collate_train` keeps
-the crops as a list (their sizes differ) and stacks the choices, which stay numpy arrays on the
+decoded uint8 frames and returns it at its native size with the choices. `collate_train` packs
+the crops (their sizes differ) into one flat uint8 buffer and stacks the choices, which stay numpy arrays on the
 host: which clips flip, take an op or get erased is decided there, so the device is never asked
 for a value (no host synchronisation in the training step).
 
@@ -25,6 +25,9 @@ device.
 """
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -33,7 +36,7 @@ from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD, RAND_AUGMENT_FILL
 from .transforms import antialias_for, resize_clip
 
 __all__ = ["DeviceAugment", "normalize_clips", "resolve_augment", "build_device_augment",
-           "erase_boxes", "to_device"]
+           "erase_boxes", "to_device", "unpack_crops"]
 
 
 def resolve_augment(setting: str, device: torch.device) -> str:
@@ -59,6 +62,18 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda":
         return t.to(device)
     return (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
+
+
+def unpack_crops(batch: dict[str, Any], device: torch.device) -> list[torch.Tensor]:
+    """The crops of a collated device-mode batch (`datasets.pack_crops`) on `device`: one
+    non-blocking copy of the packed buffer, then views of it (the shapes are on the host)."""
+    flat = to_device(batch["frames"], device)
+    crops, offset = [], 0
+    for shape in batch["shapes"].tolist():
+        n = math.prod(shape)
+        crops.append(flat[offset:offset + n].view(shape))
+        offset += n
+    return crops
 
 
 class DeviceAugment:

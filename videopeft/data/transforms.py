@@ -268,7 +268,7 @@ class TrainTransform:
         return clip
 
     def cut(self, frames: torch.Tensor) -> dict[str, Any]:
-        """Device mode's worker half: the crop, uint8 (T, h, w, C) at its native size, and the
+        """Device mode's worker half: the crop, a uint8 (T, h, w, C) view at its native size, and the
         choices `__call__` would draw (same generators, same order), as numpy values because
         they stay on the host: "flip" (bool), "rand_augment" (the plan, `randaugment`; no rows
         when off) and "erase" (top, left, height, width at img_size; height 0 = none)."""
@@ -278,10 +278,7 @@ class TrainTransform:
         flip = self._flip()
         box = erase_box(self.random_erasing, self.img_size, self.img_size) \
             if self.random_erasing > 0 else None
-        crop = torch.empty((frames.shape[0], h, w, frames.shape[3]), dtype=torch.uint8)
-        if torch.utils.data.get_worker_info() is not None:
-            crop.share_memory_()  # the one copy a crop makes on its way out of the worker
-        crop.copy_(frames[:, top:top + h, left:left + w])
+        crop = frames[:, top:top + h, left:left + w]  # a view: the collate copies it once
         return {"frames": crop, "flip": np.bool_(flip), "rand_augment": np.asarray(plan),
                 "erase": np.array(box or (0, 0, 0, 0), dtype=np.int64)}
 

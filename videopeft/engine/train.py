@@ -62,7 +62,7 @@ from tqdm import tqdm
 
 from videopeft.config import DataConfig, RunConfig, config_to_dict, save_config
 from videopeft.data import Manifest, build_dataset, collate_train
-from videopeft.data.device_augment import build_device_augment, resolve_augment, to_device
+from videopeft.data.device_augment import build_device_augment, resolve_augment, unpack_crops
 from videopeft.errors import CheckpointError
 from videopeft.io import atomic_write_json
 
@@ -387,8 +387,7 @@ class Recipe:
         in device mode the crops are copied over and augmented there."""
         if self.device_augment is None:
             return clips.to(self.device, non_blocking=True)
-        crops = [to_device(c, self.device) for c in clips["frames"]]
-        return self.device_augment(crops, clips)
+        return self.device_augment(unpack_crops(clips, self.device), clips)
 
     def _after_step(self, loss: torch.Tensor, data_time: float, step_time: float,
                     progress: Any) -> None:
