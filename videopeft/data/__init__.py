@@ -5,7 +5,8 @@
     clip = build_train_transform(cfg)(decode("a.webm", idx))   # float (C, T, H, W)
     dataset, classes = build_dataset(cfg, "train", train=True, manifest=Manifest())
 
-Modules: decoders, sampling, transforms, annotations (readers and the layouts' file names),
+Modules: decoders, sampling, transforms, randaugment (timm's RandAugment drawn as per-clip plans
+in the workers, applied batched on the device), annotations (readers and the layouts' file names),
 datasets, check (`check_videos`), manifest, synthetic (generated benchmarks).
 Names load on first use (see `videopeft._lazy`).
 """
@@ -17,6 +18,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".sampling": ["frames_for_study", "sample_dense", "sample_segments"],
     ".transforms": ["EvalTransform", "TrainTransform", "build_eval_transform",
                     "build_train_transform"],
+    ".randaugment": ["RandAugmentPlanner", "apply_rand_augment"],
     ".annotations": ["VideoRecord", "read_annotations"],
     ".datasets": ["EvalVideoDataset", "TrainClipDataset", "build_dataset", "clip_indices",
                   "eval_collate"],
