@@ -45,6 +45,10 @@ gets its clip's ops and arguments; image statistics are per frame and channel, a
   a = -1 on the 4x4 neighbours of (sx-0.5, sy-0.5), clamped to the edge, result clipped and
   truncated to an integer. The weights are exact; the weighted sum runs in float32 (PIL: float64),
   so a value within ~1e-4 of an integer may truncate one grey level differently (rare).
+
+Speed: the ops are whole-batch tensor passes, made for an accelerator. On a CPU, PIL working frame
+by frame in cache (the worker mode) is faster; `apply_rand_augment` still runs there (tests, CPU
+training in device mode).
 """
 from __future__ import annotations
 
@@ -181,7 +185,9 @@ def _device_op_name(aug_fn: Callable[..., Any]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# device ops: x is float (n, T, C, H, W) with integer values 0..255; args float64 (n, 2)
+# device ops: x is float (n, T, C, H, W) with integer values 0..255, args float64 (n, 2); an op
+# may overwrite x (apply_rand_augment hands each op a tensor of its own), which spares the CPU
+# fresh allocations
 
 
 def _per_clip(values: torch.Tensor, dtype: torch.dtype = _FLOAT) -> torch.Tensor:
@@ -224,12 +230,12 @@ def _equalize(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
 
 
 def _invert(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
-    return 255 - x
+    return x.mul_(-1).add_(255)
 
 
 def _posterize(x: torch.Tensor, args: torch.Tensor) -> torch.Tensor:
     bucket = _per_clip(torch.exp2(8 - args[:, 0].clamp(0, 8)))  # 2**(8-bits): 256 for 0 bits
-    return torch.floor(x / bucket) * bucket
+    return x.div_(bucket).floor_().mul_(bucket)
 
 
 def _solarize(x: torch.Tensor, args: torch.Tensor) -> torch.Tensor:
@@ -244,8 +250,7 @@ def _solarize_add(x: torch.Tensor, args: torch.Tensor) -> torch.Tensor:
 def _blend(degenerate: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Image.blend(degenerate, x, factor) as Blend.c: float32 d + f*(x - d), clipped, truncated
     (mul and add kept separate so no device fuses them into an fma that PIL does not do)."""
-    mixed = degenerate + (x - degenerate) * _per_clip(factor)
-    return mixed.clamp(0, 255).floor()
+    return x.sub_(degenerate).mul_(_per_clip(factor)).add_(degenerate).clamp_(0, 255).floor_()
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
@@ -280,13 +285,12 @@ def _smooth(x: torch.Tensor) -> torch.Tensor:
     one, five = one.to(x.device, x.dtype), five.to(x.device, x.dtype)
 
     def row(r: torch.Tensor, middle: torch.Tensor) -> torch.Tensor:
-        return r[..., :-2] * one + r[..., 1:-1] * middle + r[..., 2:] * one
+        return (r[..., :-2] * one).add_(r[..., 1:-1] * middle).add_(r[..., 2:] * one)
 
-    total = row(x[..., 2:, :], one) + 0.5  # 0.5 + below: the same value as Filter.c's order
-    total = total + row(x[..., 1:-1, :], five)
-    total = total + row(x[..., :-2, :], one)
+    total = row(x[..., 2:, :], one).add_(0.5)  # 0.5 + below: the same value as Filter.c's order
+    total.add_(row(x[..., 1:-1, :], five)).add_(row(x[..., :-2, :], one))
     out = x.clone()
-    out[..., 1:-1, 1:-1] = total.clamp(0, 255).floor()
+    out[..., 1:-1, 1:-1] = total.clamp_(0, 255).floor_()
     return out
 
 
@@ -323,10 +327,15 @@ def _cubic(values: list[torch.Tensor], weights: tuple[torch.Tensor, ...]) -> tor
     return out.addcmul_(torch.sub(v3, centre), weights[2])
 
 
-def _affine(x: torch.Tensor, matrices: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+def _affine(x: torch.Tensor, matrices: torch.Tensor, fill: torch.Tensor,
+            axes: str = "xy") -> torch.Tensor:
     """Image.transform(size, AFFINE, matrix, BICUBIC, fillcolor) on every frame of each clip, with
     that clip's matrix (n, 6) float64: the 4x4 neighbourhood gathered as rows of the clip's
-    channels-last (T*C) values, in uint8 (exact, and a quarter of the memory traffic)."""
+    channels-last (T*C) uint8 values (exact, and a quarter of float32's memory traffic).
+
+    `axes` = the directions that interpolate: "x" when every source point lies on a pixel row
+    (ShearX, TranslateXRel: the vertical weights are 0, so one row of taps gives PIL's value
+    exactly), "y" when it lies on a pixel column, "xy" otherwise."""
     n, t, c, h, w = x.shape
     dev = x.device
     a = matrices.to(dev, torch.float64).view(n, 6, 1, 1).unbind(1)
@@ -338,63 +347,64 @@ def _affine(x: torch.Tensor, matrices: torch.Tensor, fill: torch.Tensor) -> torc
     src_x, src_y = src_x - 0.5, src_y - 0.5
     left, top = src_x.floor(), src_y.floor()
     wx, wy = _cubic_weights((src_x - left).flatten()), _cubic_weights((src_y - top).flatten())
-    left = left.long().flatten() - 1
-    top = top.long().flatten() - 1
-    cols = [(left + j).clamp_(0, w - 1) for j in range(4)]
+    left, top = left.long().flatten() - 1, top.long().flatten() - 1
+    cols = [(left + j).clamp_(0, w - 1) for j in (range(4) if "x" in axes else [1])]
     base = torch.arange(n, device=dev).repeat_interleave(h * w) * (h * w)
     pixels = x.to(torch.uint8).permute(0, 3, 4, 1, 2).reshape(n * h * w, t * c)
     rows = []
-    for i in range(4):
+    for i in range(4) if "y" in axes else [1]:
         start = base + (top + i).clamp_(0, h - 1) * w
-        rows.append(_cubic([pixels.index_select(0, start + col) for col in cols], wx))
-    out = _cubic(rows, wy).clamp_(0, 255).floor_()
+        taps = [pixels.index_select(0, start + col) for col in cols]
+        rows.append(_cubic(taps, wx) if "x" in axes else taps[0].to(_FLOAT))
+    out = (_cubic(rows, wy) if "y" in axes else rows[0]).clamp_(0, 255).floor_()
     out = torch.where(inside, out, fill.to(dev, x.dtype).repeat(t))
     return out.view(n, h, w, t, c).permute(0, 3, 4, 1, 2).contiguous()
 
 
-def _geometric(matrix_fn: Callable[[torch.Tensor, int, int], torch.Tensor]
-               ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+def _matrix(v: torch.Tensor, *entries: torch.Tensor | float) -> torch.Tensor:
+    """Per-clip affine matrices (n, 6) float64 from six entries, each a number or an (n,) tensor
+    (v gives n and the device)."""
+    return torch.stack([torch.as_tensor(e, dtype=torch.float64, device=v.device).expand_as(v)
+                        for e in entries], 1)
+
+
+# timm's affine ops (auto_augment.py rotate, shear_x, shear_y, translate_x_rel, translate_y_rel):
+# the per-clip matrices from (arg0 (n,), height, width), and the directions that interpolate
+_GEOMETRIC: dict[str, tuple[Callable[[torch.Tensor, int, int], torch.Tensor], str]] = {
+    "Rotate": (_rotation_matrices, "xy"),
+    "ShearX": (lambda v, h, w: _matrix(v, 1, v, 0, 0, 1, 0), "x"),
+    "ShearY": (lambda v, h, w: _matrix(v, 1, 0, 0, v, 1, 0), "y"),
+    "TranslateXRel": (lambda v, h, w: _matrix(v, 1, 0, v * w, 0, 1, 0), "x"),
+    "TranslateYRel": (lambda v, h, w: _matrix(v, 1, 0, 0, 0, 1, v * h), "y"),
+}
+
+
+def _geometric(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    matrices, axes = _GEOMETRIC[name]
+
     def op(x: torch.Tensor, args: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
-        return _affine(x, matrix_fn(args, x.shape[-2], x.shape[-1]), fill)
+        return _affine(x, matrices(args[:, 0], x.shape[-2], x.shape[-1]), fill, axes)
     return op
 
 
-def _matrix(*entries: Callable[[torch.Tensor, int, int], torch.Tensor | float]
-            ) -> Callable[[torch.Tensor, int, int], torch.Tensor]:
-    """Per-clip matrices (n, 6) from six functions of (arg0 (n,), height, width)."""
-    def build(args: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        v = args[:, 0]
-        return torch.stack([torch.as_tensor(e(v, h, w), dtype=torch.float64,
-                                            device=v.device).expand_as(v) for e in entries], 1)
-    return build
-
-
-def _const(value: float) -> Callable[[torch.Tensor, int, int], float]:
-    return lambda v, h, w: value
-
-
-def _arg(v: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    return v
-
-
-_ONE, _ZERO = _const(1.0), _const(0.0)
-_GEOMETRIC = {  # timm's shear_x, shear_y, translate_x_rel, translate_y_rel, rotate matrices
-    "Rotate": lambda args, h, w: _rotation_matrices(args[:, 0], h, w),
-    "ShearX": _matrix(_ONE, _arg, _ZERO, _ZERO, _ONE, _ZERO),
-    "ShearY": _matrix(_ONE, _ZERO, _ZERO, _arg, _ONE, _ZERO),
-    "TranslateXRel": _matrix(_ONE, _ZERO, lambda v, h, w: v * w, _ZERO, _ONE, _ZERO),
-    "TranslateYRel": _matrix(_ONE, _ZERO, _ZERO, _ZERO, _ONE, lambda v, h, w: v * h),
-}
 _PIXEL_OPS = {
     "AutoContrast": _auto_contrast, "Equalize": _equalize, "Invert": _invert,
     "PosterizeIncreasing": _posterize, "SolarizeIncreasing": _solarize,
     "SolarizeAdd": _solarize_add, "ColorIncreasing": _color, "ContrastIncreasing": _contrast,
     "BrightnessIncreasing": _brightness, "SharpnessIncreasing": _sharpness,
 }
-_DEVICE_OPS: list[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = [
-    _geometric(_GEOMETRIC[name]) if name in _GEOMETRIC
-    else (lambda fn: lambda x, args, fill: fn(x, args))(_PIXEL_OPS[name]) for name in OPS
-]
+
+
+def _ignoring_fill(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                   ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    def op(x: torch.Tensor, args: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        return fn(x, args)
+    return op
+
+
+# OPS[i] is _DEVICE_OPS[i](clips (n, T, C, H, W), args float64 (n, 2), fill (C,))
+_DEVICE_OPS = [_geometric(name) if name in _GEOMETRIC else _ignoring_fill(_PIXEL_OPS[name])
+               for name in OPS]
 
 
 def apply_rand_augment(clips: torch.Tensor, plans: torch.Tensor,
@@ -402,16 +412,21 @@ def apply_rand_augment(clips: torch.Tensor, plans: torch.Tensor,
     """Apply each clip's plan to all its frames, batched over the clips that share an op.
 
     clips: (B, T, 3, H, W) RGB on any device, uint8 or float with integer values 0..255 (not
-    modified). plans: (B, num_layers, 3) as `RandAugmentPlanner.draw` rows stacked (any device,
-    float64 keeps the arguments exact). fill: the affine ops' fill colour, a grey level or one per
-    channel (timm's, as VideoMAE sets it: 128). Returns float32 (B, T, 3, H, W), integers 0..255.
+    modified): each clip's frames a batch of images, one permute from the workers' uint8
+    (T, H, W, 3) and a free (B*T, 3, H, W) view for resizing; the model's (B, C, T, H, W) comes
+    after normalisation.
+    plans: (B, num_layers, 3), `RandAugmentPlanner.draw` plans stacked (default_collate does it);
+    any device; float64 keeps the arguments exact.
+    fill: the affine ops' fill colour, a grey level or one per channel (timm's, as VideoMAE sets
+    it: 128).
+    Returns float32 (B, T, 3, H, W) with integer values 0..255.
     """
     if clips.dim() != 5 or clips.shape[2] != 3:
         raise ValueError(f"expected RGB clips (B, T, 3, H, W), got {tuple(clips.shape)}")
     if plans.dim() != 3 or plans.shape[0] != clips.shape[0] or plans.shape[2] != 3:
         raise ValueError(f"expected plans (B={clips.shape[0]}, layers, 3), got "
                          f"{tuple(plans.shape)}")
-    x = clips.to(_FLOAT, copy=True)
+    x = clips.to(_FLOAT, memory_format=torch.contiguous_format, copy=True)
     fill_values = torch.as_tensor(fill, dtype=_FLOAT).expand(3).to(x.device)
     op_ids = plans[..., 0].detach().cpu().long()  # the only host copy: choose clips per op
     args = plans[..., 1:].to(x.device, torch.float64)
