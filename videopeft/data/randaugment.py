@@ -30,8 +30,10 @@ gets its clip's ops and arguments; image statistics are per frame and channel, a
 - Equalize: per channel histogram h; step = (pixels - h[last used value]) // 255; identity if fewer
   than two values are used or step is 0, else lut[i] = (step//2 + sum(h[:i])) // step, clipped to
   255 as Image.point clips a lut (ImageOps.equalize; _imaging.c getlist).
-- Invert 255-x; PosterizeIncreasing keeps the top `bits` bits (0 bits gives black: the bit mask's
-  arithmetic, what Pillow < 13 returned; Pillow 13's ImageOps.posterize raises for bits < 1);
+- Invert 255-x; PosterizeIncreasing keeps the top `bits` bits. 0 bits (magnitude 10) gives
+  black, the bit mask's arithmetic and what Pillow 12 returned; Pillow 13's ImageOps.posterize
+  raises for bits < 1, so there the worker mode's timm op fails instead (m7 mstd0.5: a 6-sigma
+  magnitude, never in practice; m9 mstd0.5: about 2% of posterize draws).
   SolarizeIncreasing x < t ? x : 255-x; SolarizeAdd x < t ? min(255, x+add) : x.
 - Color / Contrast / Brightness / Sharpness: Image.blend(degenerate, frame, factor) as Blend.c
   computes it: float32 `d + factor*(x - d)` (factor cast to float32), clipped, truncated.
@@ -43,8 +45,10 @@ gets its clip's ops and arguments; image statistics are per frame and channel, a
   taken mod 360). Output pixel (x, y) samples the source at A(x+0.5, y+0.5) (float64); a point
   outside [0, W) x [0, H) gives the fill; inside, Geometry.c's bicubic: the cubic convolution with
   a = -1 on the 4x4 neighbours of (sx-0.5, sy-0.5), clamped to the edge, result clipped and
-  truncated to an integer. The weights are exact; the weighted sum runs in float32 (PIL: float64),
-  so a value within ~1e-4 of an integer may truncate one grey level differently (rare).
+  truncated to an integer. Coordinates and weights are float64, the weighted sum float32 (PIL's
+  is float64), so a value within ~1e-4 of an integer may truncate one grey level differently
+  (rare). Shears and translations interpolate along their own axis only: the other axis's
+  weights are exactly 0, so the result is the same.
 
 Speed: the ops are whole-batch tensor passes, made for an accelerator. On a CPU, PIL working frame
 by frame in cache (the worker mode) is faster; `apply_rand_augment` still runs there (tests, CPU
