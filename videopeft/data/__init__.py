@@ -19,6 +19,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".sampling": ["frames_for_study", "sample_dense", "sample_segments"],
     ".transforms": ["EvalTransform", "TrainTransform", "build_eval_transform",
                     "build_train_transform"],
+    ".randaugment": ["RandAugmentPlanner", "apply_rand_augment"],
     ".annotations": ["VideoRecord", "read_annotations"],
     ".datasets": ["EvalVideoDataset", "TrainClipDataset", "build_dataset", "clip_indices",
                   "collate_train", "eval_collate"],
