@@ -79,6 +79,26 @@ def test_device_mode_draws_and_computes_what_the_worker_pipeline_does(crop):
     assert 0 < flips < 24 and 0 < erased < 24  # both branches were taken
 
 
+def test_with_rand_augment_both_modes_consume_every_generator_alike():
+    """RandAugment in the worker (PIL, before the crop) or planned for the device: the crop box,
+    flip, plan and erasing box come from the same draws, so the generators end in step (torch's
+    too, unless the worker drew erasing noise from it: the device draws that noise itself)."""
+    kw = dict(scale=(0.2, 1.0), flip=True, random_erasing=0.5,
+              rand_augment="rand-m9-n4-mstd0.5-inc1")
+    worker = TrainTransform(24, **kw)
+    cutter = TrainTransform(24, device_side=True, **kw)
+    clip = frames()
+    for seed in range(12):
+        def states():
+            return random.getstate(), np.random.get_state()[1].tolist(), torch.get_rng_state()
+        after_worker = seeded(lambda: (worker(clip), states())[1], seed)
+        cut = seeded(lambda: (cutter.cut(clip), states()), seed)
+        assert cut[1][0] == after_worker[0] and cut[1][1] == after_worker[1]
+        assert cut[0]["rand_augment"].shape == (4, 3)
+        if not cut[0]["erase"][2]:  # worker-mode erasing draws its noise from torch's generator
+            assert torch.equal(cut[1][2], after_worker[2])
+
+
 def test_a_cut_is_the_crop_at_its_native_size_and_the_choices_on_the_host():
     cut = seeded(lambda: TrainTransform(16, scale=(0.3, 0.6), device_side=True).cut(frames()),
                  3)

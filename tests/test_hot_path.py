@@ -94,11 +94,12 @@ def test_a_fine_tuning_step_reads_no_tensor_value_on_the_host(tiny_set, tmp_path
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_device_augmented_step_reads_no_tensor_value_on_the_host(tiny_set, tmp_path, device):
-    """Flip, erasing and two clips per video chosen in the workers, applied on the device."""
+    """Flip, RandAugment, erasing and two clips per video chosen in the workers, applied on the
+    device."""
     cfg = tiny_config(tiny_set, tmp_path / "run", method={"name": "adaptmlp", "bottleneck": 8},
                       device=device, train={"eval_every": 0, "batch_size": 2},
                       data={"augment": "device", "num_sample": 2, "flip": True,
-                            "random_erasing": 1.0})
+                            "random_erasing": 1.0, "rand_augment": "rand-m9-n4-mstd0.5-inc1"})
     with recipe_for(cfg, tasks.ClassificationTask(), tmp_path / "run") as recipe:
         assert recipe.device_augment is not None
         assert reads_in_steps(recipe) == []

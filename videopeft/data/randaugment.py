@@ -32,8 +32,7 @@ gets its clip's ops and arguments; image statistics are per frame and channel, a
   255 as Image.point clips a lut (ImageOps.equalize; _imaging.c getlist).
 - Invert 255-x; PosterizeIncreasing keeps the top `bits` bits. 0 bits (magnitude 10) gives
   black, the bit mask's arithmetic and what Pillow 12 returned; Pillow 13's ImageOps.posterize
-  raises for bits < 1, so there the worker mode's timm op fails instead (m7 mstd0.5: a 6-sigma
-  magnitude, never in practice; m9 mstd0.5: about 2% of posterize draws).
+  raises for bits < 1, so the worker mode posterizes through `transforms.posterize_to_black`.
   SolarizeIncreasing x < t ? x : 255-x; SolarizeAdd x < t ? min(255, x+add) : x.
 - Color / Contrast / Brightness / Sharpness: Image.blend(degenerate, frame, factor) as Blend.c
   computes it: float32 `d + factor*(x - d)` (factor cast to float32), clipped, truncated.
@@ -59,6 +58,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from videopeft.data.transforms import ClipRandAugment
@@ -183,7 +183,12 @@ class _Recorder:
 
 def _device_op_name(aug_fn: Callable[..., Any]) -> str | None:
     """The OPS name whose PIL function is `aug_fn` (timm's NAME_TO_OP), or None."""
-    from timm.data.auto_augment import NAME_TO_OP
+    from timm.data.auto_augment import NAME_TO_OP, posterize
+
+    from videopeft.data.transforms import posterize_to_black
+
+    if aug_fn is posterize_to_black:  # the worker mode's posterize that survives 0 bits
+        aug_fn = posterize
 
     return next((name for name in OPS if NAME_TO_OP[name] is aug_fn), None)
 
@@ -284,9 +289,11 @@ def _smooth(x: torch.Tensor) -> torch.Tensor:
     k/13, rows summed below-centre-above onto 0.5, truncated; the outer ring copied."""
     if x.shape[-2] < 3 or x.shape[-1] < 3:
         return x.clone()
-    one = torch.tensor(1.0, dtype=torch.float32) / torch.tensor(13.0, dtype=torch.float32)
-    five = torch.tensor(5.0, dtype=torch.float32) / torch.tensor(13.0, dtype=torch.float32)
-    one, five = one.to(x.device, x.dtype), five.to(x.device, x.dtype)
+    def weight(k: float) -> torch.Tensor:  # k/13 in float32, made on the device (no host copy)
+        full = lambda v: torch.full((), v, dtype=torch.float32, device=x.device)  # noqa: E731
+        return (full(k) / full(13.0)).to(x.dtype)
+
+    one, five = weight(1.0), weight(5.0)
 
     def row(r: torch.Tensor, middle: torch.Tensor) -> torch.Tensor:
         return (r[..., :-2] * one).add_(r[..., 1:-1] * middle).add_(r[..., 2:] * one)
@@ -368,7 +375,8 @@ def _affine(x: torch.Tensor, matrices: torch.Tensor, fill: torch.Tensor,
 def _matrix(v: torch.Tensor, *entries: torch.Tensor | float) -> torch.Tensor:
     """Per-clip affine matrices (n, 6) float64 from six entries, each a number or an (n,) tensor
     (v gives n and the device)."""
-    return torch.stack([torch.as_tensor(e, dtype=torch.float64, device=v.device).expand_as(v)
+    return torch.stack([e.to(torch.float64).expand_as(v) if isinstance(e, torch.Tensor)
+                        else torch.full_like(v, e, dtype=torch.float64)  # no host copy
                         for e in entries], 1)
 
 
@@ -419,29 +427,35 @@ def apply_rand_augment(clips: torch.Tensor, plans: torch.Tensor,
     modified): each clip's frames a batch of images, one permute from the workers' uint8
     (T, H, W, 3) and a free (B*T, 3, H, W) view for resizing; the model's (B, C, T, H, W) comes
     after normalisation.
-    plans: (B, num_layers, 3), `RandAugmentPlanner.draw` plans stacked (default_collate does it);
-    any device; float64 keeps the arguments exact.
+    plans: (B, num_layers, 3), `RandAugmentPlanner.draw` plans stacked, a host array or a tensor
+    (best on the host: its op ids are read there); float64 keeps the arguments exact.
     fill: the affine ops' fill colour, a grey level or one per channel (timm's, as VideoMAE sets
     it: 128).
     Returns float32 (B, T, 3, H, W) with integer values 0..255.
     """
+    from videopeft.data.device_augment import to_device
+
     if clips.dim() != 5 or clips.shape[2] != 3:
         raise ValueError(f"expected RGB clips (B, T, 3, H, W), got {tuple(clips.shape)}")
-    if plans.dim() != 3 or plans.shape[0] != clips.shape[0] or plans.shape[2] != 3:
+    if plans.ndim != 3 or plans.shape[0] != clips.shape[0] or plans.shape[2] != 3:
         raise ValueError(f"expected plans (B={clips.shape[0]}, layers, 3), got "
                          f"{tuple(plans.shape)}")
+    # which clips take which op is decided on the host, from a host copy of the plans (the
+    # workers made them there: no copy then), so a device is never asked for a value
+    host = plans.detach().cpu().numpy() if isinstance(plans, torch.Tensor) else np.asarray(plans)
+    device = clips.device
     x = clips.to(_FLOAT, memory_format=torch.contiguous_format, copy=True)
-    fill_values = torch.as_tensor(fill, dtype=_FLOAT).expand(3).to(x.device)
-    op_ids = plans[..., 0].detach().cpu().long()  # the only host copy: choose clips per op
-    args = plans[..., 1:].to(x.device, torch.float64)
-    for layer in range(plans.shape[1]):
+    fill_values = torch.stack([torch.full((), float(v), dtype=_FLOAT, device=device)
+                               for v in np.broadcast_to(np.asarray(fill, np.float64), (3,))])
+    args = to_device(torch.from_numpy(np.ascontiguousarray(host[..., 1:], np.float64)), device)
+    for layer in range(host.shape[1]):
         for op_id, op in enumerate(_DEVICE_OPS):
-            chosen = (op_ids[:, layer] == op_id).nonzero().flatten()
-            if chosen.numel() == 0:
+            chosen = np.flatnonzero(host[:, layer, 0] == op_id)
+            if len(chosen) == 0:
                 continue
-            if chosen.numel() == x.shape[0]:
+            if len(chosen) == x.shape[0]:
                 x = op(x, args[:, layer], fill_values)
                 continue
-            index = chosen.to(x.device, non_blocking=True)
+            index = to_device(torch.from_numpy(chosen), device)
             x.index_copy_(0, index, op(x.index_select(0, index), args[index, layer], fill_values))
     return x
