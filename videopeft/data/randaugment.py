@@ -289,8 +289,10 @@ def _smooth(x: torch.Tensor) -> torch.Tensor:
     k/13, rows summed below-centre-above onto 0.5, truncated; the outer ring copied."""
     if x.shape[-2] < 3 or x.shape[-1] < 3:
         return x.clone()
+
     def weight(k: float) -> torch.Tensor:  # k/13 in float32, made on the device (no host copy)
-        full = lambda v: torch.full((), v, dtype=torch.float32, device=x.device)  # noqa: E731
+        def full(v: float) -> torch.Tensor:
+            return torch.full((), v, dtype=torch.float32, device=x.device)
         return (full(k) / full(13.0)).to(x.dtype)
 
     one, five = weight(1.0), weight(5.0)
