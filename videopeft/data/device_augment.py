@@ -5,9 +5,9 @@ The worker half is `TrainTransform.cut` (transforms.py): it draws every random c
 the worker pipeline does (crop box, flip, RandAugment plan, erasing box; same generators, same
 order, so a clip's choices are still a pure function of its seed), cuts the crop out of the
 decoded uint8 frames and returns it at its native size with the choices. `collate_train` packs
-the crops (their sizes differ) into one flat uint8 buffer and stacks the choices, which stay numpy arrays on the
-host: which clips flip, take an op or get erased is decided there, so the device is never asked
-for a value (no host synchronisation in the training step).
+the crops (their sizes differ) into one flat uint8 buffer and stacks the choices, which stay
+numpy arrays on the host: which clips flip, take an op or get erased is decided there, so the
+device is never asked for a value (no host synchronisation in the training step).
 
 The device half, `DeviceAugment`, takes that batch on the device and, per clip and the same for
 every frame of a clip: resizes the crop to `img_size` (`resize_clip`, the worker's resize),

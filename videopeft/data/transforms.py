@@ -283,9 +283,9 @@ class TrainTransform:
         return clip
 
     def cut(self, frames: torch.Tensor) -> dict[str, Any]:
-        """Device mode's worker half: the crop, a uint8 (T, h, w, C) view at its native size, and the
-        choices `__call__` would draw (same generators, same order), as numpy values because
-        they stay on the host: "flip" (bool), "rand_augment" (the plan, `randaugment`; no rows
+        """Device mode's worker half: the crop, a uint8 (T, h, w, C) view at its native size,
+        and the choices `__call__` would draw (same generators, same order), as numpy values
+        because they stay on the host: "flip" (bool), "rand_augment" (the plan, `randaugment`; no rows
         when off) and "erase" (top, left, height, width at img_size; height 0 = none)."""
         _check_frames(frames)
         plan = self.planner.draw() if self.planner is not None else np.zeros((0, 3), np.float32)
