@@ -31,7 +31,8 @@ from videopeft.data.synthetic.specs import VideoSpec, sample_specs
 from videopeft.errors import ConfigError, one_line
 from videopeft.io import atomic_write_text
 
-__all__ = ["SyntheticVideo", "SyntheticDataset", "write_synthetic", "DEFAULT_SIZE", "DEFAULT_FRAMES_RANGE"]
+__all__ = ["SyntheticVideo", "SyntheticDataset", "write_synthetic", "DEFAULT_SIZE",
+           "DEFAULT_FRAMES_RANGE"]
 
 _log = logging.getLogger(__name__)
 
