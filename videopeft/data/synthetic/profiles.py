@@ -18,7 +18,7 @@ Encoder settings (PyAV / FFmpeg option names):
 The bit rates are stated targets, not measurements of the datasets (none is downloaded here).
 They matter: on these 568x320 videos a quality-based H.264 encode (crf 18) came out at 0.9-5 Mb/s
 for the videos with sensor noise, which then decoded 1.7-5x slower than at 400 kb/s, and at
-30-110 kb/s for those without. A target rate keeps every video near one cost, whatever its
+40-70 kb/s for those without. A target rate keeps every video near one cost, whatever its
 content.
 """
 from __future__ import annotations
