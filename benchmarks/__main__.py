@@ -1,5 +1,5 @@
-"""`python -m benchmarks --suite cpu|gpu [--quick] [--out benchmarks/results]`: run a suite and
-write `<out>/<YYYY-MM-DD>-<device>-<suite>[-quick].{json,md}`; see benchmarks/README.md."""
+"""`python -m benchmarks --suite cpu|gpu|data [--quick] [--out benchmarks/results]`: run a suite
+and write `<out>/<YYYY-MM-DD>-<device>-<suite>[-quick].{json,md}`; see benchmarks/README.md."""
 from __future__ import annotations
 
 import argparse
@@ -15,14 +15,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from .common import cpu_cores
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--suite", choices=("cpu", "gpu"), required=True)
+    parser.add_argument("--suite", choices=("cpu", "gpu", "data"), required=True)
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes and few repeats: a smoke test, not a result")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--threads", type=int, default=cpu_cores(),
                         help="torch threads (default: every core this process may use)")
+    data = parser.add_argument_group("data suite")
+    data.add_argument("--data-size", choices=("full", "kit"), default="full",
+                      help="videos and rounds (benchmarks/data.py SIZES; --quick: the smallest)")
     gpu = parser.add_argument_group("gpu suite")
-    gpu.add_argument("--device", default="auto", help="auto (cuda if available) | cuda[:N] | cpu")
+    gpu.add_argument("--device", default="auto",
+                     help="auto (cuda if available) | cuda[:N] | cpu; the data suite times its "
+                          "device-side augmentation there")
     gpu.add_argument("--batch", type=int, default=None,
                      help="clips per step (default: sized to the card, see training.CARD_BATCH; "
                           "quick 2)")
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(args.device if args.suite == "gpu" else "cpu")
+    device = resolve_device(args.device if args.suite in ("gpu", "data") else "cpu")
     meta = run_meta(device, args.suite, args.quick, ["python -m benchmarks", *(
         sys.argv[1:] if argv is None else argv)])
     start = time.perf_counter()
@@ -58,6 +63,13 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
 
         sections = cpu_suite.run(args.quick, args.threads)
         markdown = cpu_suite.markdown(sections)
+    elif args.suite == "data":
+        from . import data
+
+        sections = data.run("quick" if args.quick else args.data_size, device,
+                            on_section=lambda record: report.write_partial(
+                                args.out, meta | {"seconds": time.perf_counter() - start}, record))
+        markdown = data.markdown(sections)
     else:
         from . import gpu_suite
 

@@ -1,12 +1,13 @@
-"""The CPU suite: backbone vs HF, AdaptMLP vs full, data pipeline, multi-view eval, eval end to end.
+"""The CPU suite: backbone vs HF, AdaptMLP vs full, data path, multi-view eval, eval end to end.
 
 Sections, each from its own module:
     backbone   videopeft vs HF VideoMAE forward+backward, same weights (backbone.py)
     methods    AdaptMLP-64 vs full fine-tune step time and peak RSS, child processes (methods.py)
-    pipeline   train clips/s per core vs a plain decord loop (data.py)
-    multiview  decode-once multi-view eval vs per-view decoding (data.py)
+    data       train clips/s per core on realistic 240p / 320p videos, per recipe and augmentation
+               mode, vs a plain decord loop (data.py; also `--suite data` alone)
+    multiview  decode-once multi-view eval vs per-view decoding, same videos (data.py)
     eval       videos/s through videopeft.engine.evaluate, vs the model alone (evaluation.py)
-Default size takes a few minutes on 2 cores; --quick is a smoke test of under a minute.
+Default size takes several minutes on 2 cores; --quick is a smoke test of about a minute.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def run(quick: bool, threads: int) -> dict:
 
     record["backbone"] = timed("backbone", backbone.run, quick)
     record["methods"] = timed("methods", methods.run, quick, threads)
-    record["pipeline"], record["multiview"] = timed("data", data.run, quick)
+    record.update(timed("data", data.run, "quick" if quick else "full"))
     record["eval"] = timed("eval", evaluation.run, quick)
     return record
 
@@ -43,6 +44,5 @@ def markdown(record: dict) -> list[str]:
     from . import backbone, data, evaluation, methods
 
     return [*backbone.markdown(record["backbone"]), "", *methods.markdown(record["methods"]), "",
-            *data.markdown_pipeline(record["pipeline"]), "",
-            *data.markdown_multiview(record["multiview"]), "",
+            *data.markdown(record), "",
             *evaluation.markdown(record["eval"])]

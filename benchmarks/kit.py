@@ -230,6 +230,42 @@ def _study_lines(rows: list[dict] | None) -> list[str]:
     return lines
 
 
+def _data_lines(data: dict | None) -> list[str]:
+    """The data suite's rows: clips/s per core, the ratio to the plain decord loop, and the cores
+    that would feed the GPU at each target rate."""
+    if data is None or "data" not in data:
+        return ["No data suite record (see the data part's log)."]
+    section = data["data"]
+    targets = section.get("feed_targets", [])
+    lines = ["**Partial record**: the suite was stopped before its end; what follows is what it "
+             "had measured.", ""] if data.get("meta", {}).get("partial") else []
+    lines += [f"Size `{section['size']['name']}`, one core per row (one torch thread, no "
+             "DataLoader); `vs a` = over the plain decord loop on the same frames.", "",
+             "| set | row | clips/s per core | vs a | cores for "
+             + " / ".join(str(n) for n in targets) + " clips/s |", "|---|---|---:|---:|---:|"]
+    for profile, p in section["profiles"].items():
+        for key, row in p["rows"].items():
+            if "skipped" in row:
+                lines.append(f"| {profile} | {key}: {row['name']} | skipped: {row['skipped']} "
+                             "| | |")
+                continue
+            cores = row.get("cores_needed")
+            lines.append(f"| {profile} | {key}: {row['name']} "
+                         f"| {row['clips_per_s']['median']:.2f} | {_fmt(row.get('vs_a'), '.2f')} "
+                         f"| {' / '.join(str(cores[str(n)]) for n in targets) if cores else ''} |")
+    lines.append("")
+    for profile, p in section["profiles"].items():
+        lines.append(f"{profile}: {p['videos']} videos at {p['mean_kbps']:.0f} kb/s, written in "
+                     f"{p['write_s']:.1f} s by {p['write_workers']} processes "
+                     f"({p['write_s_per_video']:.2f} s per video).")
+    dev = section.get("device_augmentation", {})
+    if dev:
+        lines.append(f"Device-side augmentation, {dev.get('batch')} clips of 16x224 on "
+                     f"{dev.get('device')}: " + (dev["skipped"] if "skipped" in dev else
+                                                 f"{dev['seconds']['median'] * 1e3:.1f} ms"))
+    return lines
+
+
 def summary(record: dict[str, Any]) -> str:
     """The Markdown summary of a gathered record."""
     env = record["env"] or {}
@@ -249,8 +285,7 @@ def summary(record: dict[str, Any]) -> str:
               for p in record["parts"]]
     lines += ["", "## GPU suite", "", *_gpu_lines(record["gpu"]),
               "", "## Device tests", "", record["tests"] or "no test log",
-              "", "## Data suite", "",
-              "recorded" if record["data"] else "no record (suite absent or failed)",
+              "", "## Data suite", "", *_data_lines(record["data"]),
               "", "## Frame study", "", *_study_lines(record["frame_study"])]
     return "\n".join(lines) + "\n"
 

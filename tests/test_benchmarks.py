@@ -100,10 +100,11 @@ def test_cpu_suite_writes_json_and_markdown_with_every_section(cpu_record):
     stem = Path(cpu_record["_json"])
     assert stem.name == f"{meta['date']}-{meta['device']['slug']}-cpu-quick.json"
     md = stem.with_suffix(".md").read_text()
-    for section in ("backbone", "methods", "pipeline", "multiview", "eval"):
+    for section in ("backbone", "methods", "data", "multiview", "eval"):
         assert section in cpu_record, section
-    for heading in ("## Backbone", "## AdaptMLP-64 vs full", "## Data pipeline",
-                    "## Multi-view eval", "## Evaluation end to end"):
+    for heading in ("## Backbone", "## AdaptMLP-64 vs full", "## Data path",
+                    "### ssv2-240p", "### kinetics-320p", "## Multi-view eval",
+                    "## Evaluation end to end"):
         assert heading in md, heading
     assert _check_stats(cpu_record) >= 20
 
@@ -125,10 +126,6 @@ def test_cpu_suite_ratios_are_the_recorded_numbers_divided(cpu_record):
                   a["peak_rss_mb"]["median"] / f["peak_rss_mb"]["median"])
     assert _close(m["rss_growth_ratio_adaptmlp_vs_full"],
                   a["rss_growth_mb"]["median"] / f["rss_growth_mb"]["median"])
-    rows = cpu_record["pipeline"]["rows"]
-    ref = rows["decord reference (decode only)"]["clips_per_s"]["median"]
-    for row in rows.values():
-        assert _close(row["vs_decord"], row["clips_per_s"]["median"] / ref)
     for p in cpu_record["multiview"]["protocols"].values():
         assert _close(p["speedup"], p["decode_once_videos_per_s"]["median"]
                       / p["per_view_videos_per_s"]["median"])
@@ -139,6 +136,71 @@ def test_cpu_suite_ratios_are_the_recorded_numbers_divided(cpu_record):
                   rates["end_to_end"]["median"] / rates["model_only"]["median"])
     assert _close(e["scoring_loop_vs_model_only"],
                   rates["scoring_loop"]["median"] / rates["model_only"]["median"])
+
+
+# ----------------------------------------------------------------------------- data suite
+
+def _median(row: dict) -> float:
+    return row["clips_per_s"]["median"]
+
+
+def test_data_suite_measures_every_row_on_both_realistic_sets(cpu_record):
+    """Rows a, b, e run in every version; c and d need DataConfig's augment and num_sample and
+    are either measured or skipped with that reason."""
+    from benchmarks.data import ROWS
+    from videopeft.data.synthetic import PROFILES
+
+    data = cpu_record["data"]
+    assert data["size"]["name"] == "quick"
+    assert set(data["profiles"]) == set(PROFILES)
+    for name, p in data["profiles"].items():
+        assert p["videos"] == 1 and p["size"] == f"{PROFILES[name].width}x{PROFILES[name].height}"
+        assert p["mean_kbps"] > 0 and p["write_s"] > 0
+        rows = p["rows"]
+        assert {"a", "a-e", *(r.key for r in ROWS)} == set(rows)
+        for row in ROWS:
+            entry = rows[row.key]
+            if "skipped" in entry:
+                assert row.key in ("c", "d") and "DataConfig" in entry["skipped"], entry
+                continue
+            assert entry["planned_frames"] is True, entry  # decoded the decord loop's frames
+            assert entry["clips_per_item"] == row.clips_per_item
+        assert {"clips_per_s"} <= rows["b"].keys() and {"clips_per_s"} <= rows["e"].keys()
+        assert rows["e"]["config"]["num_frames"] == 8 and rows["b"]["config"]["num_frames"] == 16
+    assert "skipped" in data["device_augmentation"]  # the hook, not written yet
+
+
+def test_data_suite_ratios_and_cores_follow_from_the_rates(cpu_record):
+    for p in cpu_record["data"]["profiles"].values():
+        rows = p["rows"]
+        floor = _median(rows["a"])
+        for key, row in rows.items():
+            if "skipped" in row:
+                continue
+            assert _close(row["vs_a"], _median(row) / floor), key
+            if key in ("a", "a-e"):
+                continue
+            own = rows["a-e" if key == "e" else "a"]
+            assert _close(row["vs_own_decode"], _median(row) / _median(own)), key
+            for target, cores in row["cores_needed"].items():
+                assert cores == math.ceil(int(target) / _median(row)), (key, target)
+        if "clips_per_s" in rows["d"]:
+            assert _close(rows["d"]["vs_c"], _median(rows["d"]) / _median(rows["c"]))
+
+
+def test_the_kit_summary_shows_the_data_rows(cpu_record):
+    from benchmarks.kit import summary
+
+    record = {"env": None, "parts": [], "gpu": None, "data": cpu_record, "frame_study": None,
+              "tests": None}
+    text = summary(record)
+    section = text.split("## Data suite")[1].split("## Frame study")[0]
+    rows = cpu_record["data"]["profiles"]["kinetics-320p"]["rows"]
+    assert f"| kinetics-320p | b: {rows['b']['name']} | {_median(rows['b']):.2f} |" in section
+    assert "Partial record" not in section
+    partial = json.loads(json.dumps(cpu_record))
+    partial["meta"]["partial"] = True
+    assert "Partial record" in summary(record | {"data": partial})
 
 
 # ----------------------------------------------------------------------------- GPU suite

@@ -19,7 +19,7 @@ from videopeft.data.annotations import (HMDB_SPLITS, KINETICS_SPLIT_FILES, LIST_
                                         LIST_SPLIT_FILES, SSV2_LABELS_FILE, SSV2_SPLIT_FILES,
                                         hmdb_split_suffix)
 from videopeft.data.synthetic import (CLASSES, LAYOUT_CONTAINERS, STRIPE_CLASSES, render,
-                                      sample_specs, write_synthetic)
+                                      render_frames, sample_specs, write_synthetic)
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 10
@@ -31,6 +31,14 @@ def test_rendering_is_a_pure_function_of_the_seed():
     assert a == b
     assert all(np.array_equal(render(x), render(y)) for x, y in zip(a, b))
     assert not np.array_equal(render(a[0]), render(sample_specs(5, seed=4)[0]))
+
+
+@pytest.mark.parametrize("benchmark", ["motion", "stripes"])
+def test_frames_streamed_one_at_a_time_are_the_rendered_ones(benchmark):
+    spec = sample_specs(1, 4, seed=5, size=40, frames_range=(6, 6), benchmark=benchmark)[0]
+    streamed = render_frames(spec)
+    assert not isinstance(streamed, (list, np.ndarray))  # drawn as they are asked for
+    assert np.array_equal(np.stack(list(streamed)), render(spec))
 
 
 def test_same_arguments_write_the_same_annotations(tmp_path):
@@ -193,6 +201,13 @@ def test_layout_files_are_the_names_the_readers_look_for(synthetic_sets):
     (["--frames-range", "9", "3"],
      "frames_range must be (min, max) with 1 <= min <= max, got (9, 3)"),
     (["--size", "8"], "size must be >= 16 px, got 8"),
+    (["--profile", "ssv2-240p"],
+     "profile ssv2-240p writes webm files, which the list layout does not read (use ssv2)"),
+    (["--profile", "kinetics-320p", "--size", "64"],
+     "profile kinetics-320p fixes the frame size and length: drop size and frames_range "
+     "(seconds= shortens the videos)"),
+    (["--seconds", "2"], "seconds sets the length of a profile's videos: give a profile too"),
+    (["--workers", "0"], "workers must be >= 1, got 0"),
 ])
 def test_make_synthetic_bad_arguments_are_one_error_line_before_anything_is_written(
         tmp_path, capsys, args, message):
@@ -201,6 +216,24 @@ def test_make_synthetic_bad_arguments_are_one_error_line_before_anything_is_writ
                               capsys)
     assert (status, errors) == (2, [f"error: {message}"])
     assert not out.exists()
+
+
+def test_make_synthetic_needs_a_layout_or_a_profile(tmp_path, capsys):
+    status, errors = run_tool("make_synthetic", ["--out", str(tmp_path / "out")], capsys)
+    assert (status, errors) == (
+        2, ["error: command line: expected --layout (or --profile, which names its layout)"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_worker_processes_write_the_same_files(tmp_path):
+    infos = [write_synthetic(tmp_path / f"w{workers}", "list", videos=4, num_classes=2, size=32,
+                             frames_range=(4, 6), progress=False, workers=workers)
+             for workers in (1, 2)]
+    for one, two in zip(infos[0].videos, infos[1].videos):
+        assert Path(one.path).read_bytes() == Path(two.path).read_bytes()
+    for name in ("train.txt", "val.txt", "classes.txt"):
+        assert (tmp_path / "w1/annotations" / name).read_text() == \
+               (tmp_path / "w2/annotations" / name).read_text()
 
 
 def test_make_synthetic_output_folder_that_cannot_be_made_is_one_error_line(tmp_path, capsys):

@@ -57,8 +57,8 @@ def test_every_part_of_the_dry_run_succeeds_and_is_reported(dry_run):
     record = json.loads((dry_run / "kit.json").read_text())
     status = {p["part"]: p["status"] for p in record["parts"]}
     assert status.pop("install") == "skipped"
-    assert status.pop("data") in ("ok", "skipped")  # the data suite may not exist yet
-    assert status == {"env": "ok", "gpu": "ok", "tests": "ok", "synthetic": "ok", "study": "ok"}
+    assert status == {"env": "ok", "gpu": "ok", "tests": "ok", "data": "ok", "synthetic": "ok",
+                      "study": "ok"}
     assert record["env"]["torch"] and record["env"]["packages"]["av"]
     gpu = record["gpu"]
     assert not gpu["meta"].get("partial")
@@ -69,8 +69,13 @@ def test_every_part_of_the_dry_run_succeeds_and_is_reported(dry_run):
         (m, f) for m in ("adaptmlp", "vpt", "linear") for f in (4, 8, 16))
     assert "4 skipped" in record["tests"]  # the CUDA variants of the hot-path tests
     summary = (dry_run / "summary.md").read_text()
-    for heading in ("## Parts", "## GPU suite", "## Device tests", "## Frame study"):
+    for heading in ("## Parts", "## GPU suite", "## Device tests", "## Data suite",
+                    "## Frame study"):
         assert heading in summary, heading
+    data = record["data"]["data"]
+    assert data["size"]["name"] == "quick"
+    b = data["profiles"]["kinetics-320p"]["rows"]["b"]
+    assert f"| kinetics-320p | b: {b['name']} | {b['clips_per_s']['median']:.2f} |" in summary
 
 
 @SLOW
@@ -78,6 +83,7 @@ def test_the_bundle_holds_every_part_but_no_videos_or_weights(dry_run):
     with tarfile.open(dry_run / "kit_results.tar.gz") as tar:
         names = tar.getnames()
     for pattern in (r"\./gpu/.*-gpu-quick\.json", r"\./gpu/.*-profile\.txt",
+                    r"\./data/.*-data-quick\.json", r"\./data/.*-data-quick\.md",
                     r"\./study/frame_study\.csv", r"\./study/adaptmlp-f16-s0/results\.json",
                     r"\./logs/study\.log", r"\./env\.json", r"\./parts\.tsv"):
         assert any(re.fullmatch(pattern, n) for n in names), pattern
@@ -113,6 +119,13 @@ def test_the_gpu_parts_fit_in_eight_minutes():
     assert set(limits) == {"T_INSTALL", "T_ENV", "T_GPU", "T_TESTS", "T_DATA", "T_SYNTH",
                            "T_STUDY"}
     assert sum(limits.values()) <= 8 * 60 - 10  # the report and the bundle take seconds
+
+
+def test_the_gpu_data_part_asks_for_a_size_the_data_suite_has():
+    from benchmarks.data import SIZES
+
+    sizes = re.findall(r"--data-size (\w+)", KIT.read_text())
+    assert sizes == ["kit"] and sizes[0] in SIZES
 
 
 def test_the_gpu_study_config_builds_every_cell(tmp_path):
