@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import dataclasses
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,7 +51,7 @@ from .common import Stat, cpu_cores, ratio
 PROFILE_DATASETS = {"ssv2-240p": "ssv2", "kinetics-320p": "kinetics400"}  # configs/<folder>/
 FEED_TARGETS = (100, 300, 600)  # clips/s a GPU may ask for (ViT-B 16x224 AdaptMLP: ~600)
 DEVICE_BATCH = 32  # clips of 16 x 224 x 224 in the device-side augmentation timing
-SEED = 20260  # an item of every row is drawn after torch.manual_seed(its seed), from SEED on
+SEED = 20260  # an item of every row is drawn after seeding the CPU generator with its seed
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,15 @@ def write_set(profile: str, folder: Path, size: Size) -> VideoSet:
 
 # ----------------------------------------------------------------------------- configs
 
-def recipe_config(profile: str, recipe: str, videos: VideoSet) -> Any:
-    """The shipped recipe's DataConfig, pointed at the written set."""
+def recipe_config(profile: str, recipe: str, videos: VideoSet | None) -> Any:
+    """The shipped recipe's DataConfig, pointed at the written set (if any)."""
     from videopeft.cli.parsing import find_config
     from videopeft.config import load_config
 
     data = load_config(find_config(f"{PROFILE_DATASETS[profile]}/{recipe}"),
                        check_paths=False).data
+    if videos is None:
+        return data
     return dataclasses.replace(data, root=videos.root, annotation=videos.annotation)
 
 
@@ -194,12 +197,12 @@ def items_of(videos: VideoSet, size: Size) -> list[tuple[int, int]]:
 
 
 def plan_indices(cfg: Any, videos: VideoSet, items: list[tuple[int, int]]) -> list[list[int]]:
-    """Each item's frame indices, drawn as the dataset draws them after `manual_seed(seed)`."""
+    """Each item's frame indices, drawn as the dataset draws them from its seed."""
     from videopeft.data import clip_indices
 
     plan = []
     for video, seed in items:
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         plan.append(clip_indices(cfg, videos.frames[video], train=True))
     return plan
 
@@ -227,10 +230,11 @@ def clips_in(item: Any) -> int:
 
 
 def dataset_loop(dataset: Any, items: list[tuple[int, int]]) -> Callable[[int], int]:
-    """A dataset row, item j: `manual_seed(seed)`, then the dataset's item; returns its clips."""
+    """A dataset row, item j: seed the CPU generator as `SeededDataset` does, then the dataset's
+    item; returns its clips."""
     def run(j: int) -> int:
         video, seed = items[j]
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return clips_in(dataset[video][0])
     return run
 
@@ -252,7 +256,7 @@ def check_pass(dataset: Any, items: list[tuple[int, int]], plan: list[list[int]]
     try:
         for (video, seed), planned in zip(items, plan):
             seen.clear()
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             clips.append(clips_in(dataset[video][0]))
             decoded = {f for call in seen for f in call}
             if not set(planned) <= decoded:
@@ -356,13 +360,43 @@ def profile_rows(videos: VideoSet, size: Size) -> dict:
 # ----------------------------------------------------------------------------- device side
 
 def device_augmentation_time(device: torch.device, quick: bool) -> dict:
-    """Hook: seconds the device half of augmentation (resize, flip, RandAugment, normalise,
-    erasing) takes for a batch of `DEVICE_BATCH` 16x224 clips on `device`. Not measured yet:
-    fill this in where `videopeft.data.device_augment` exists (return a Stat's dict under
-    "seconds" and the device name)."""
-    return {"skipped": "device-side augmentation timing not written yet "
-                       "(benchmarks.data.device_augmentation_time)",
-            "device": str(device), "batch": DEVICE_BATCH}
+    """Seconds the device half of augmentation (resize, flip, RandAugment, normalise, erasing:
+    `videopeft.data.device_augment.DeviceAugment`) takes for a batch of `DEVICE_BATCH` 16x224
+    clips on `device`, with the VideoMAE fine-tuning recipe's choices drawn as the workers draw
+    them from crops of 240x427 frames; the batch arrives packed in host memory, as a loader
+    gives it (pinned on CUDA), and the copy to the device is timed with it. `quick`: 4 clips of
+    4 x 32 px (a smoke test, not a result)."""
+    from videopeft.data.datasets import collate_train
+    from videopeft.data.device_augment import build_device_augment, unpack_crops
+    from videopeft.data.transforms import build_train_transform
+
+    from .common import repeat_timed
+
+    batch, frames, size = (4, 4, 32) if quick else (DEVICE_BATCH, 16, 224)
+    cfg = dataclasses.replace(recipe_config("kinetics-320p", "full", None), num_frames=frames,
+                              img_size=size, augment="device", num_sample=1)
+    cutter = build_train_transform(cfg, device_side=True)
+    height, width = (48, 64) if quick else (240, 427)
+    source = torch.randint(0, 256, (frames, height, width, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(SEED)
+    items = [({k: [v] if k == "frames" else v[None] for k, v in cutter.cut(source).items()}, 0, i)
+             for i in range(batch)]
+    packed, _, _ = collate_train(items)
+    if device.type == "cuda":
+        packed["frames"] = packed["frames"].pin_memory()
+    augment = build_device_augment(cfg)
+    ops = int((packed["rand_augment"][..., 0] >= 0).sum())
+
+    def step() -> torch.Tensor:
+        return augment(unpack_crops(packed, device), packed)
+
+    # a CPU takes seconds per batch: two timings are enough to show it is not where to do this
+    stat = repeat_timed(step, device, warmup=int(device.type == "cuda"),
+                        repeats=5 if device.type == "cuda" and not quick else 2)
+    return {"seconds": stat.to_dict(), "device": str(device), "batch": batch, "frames": frames,
+            "img_size": size, "rand_augment_ops_applied": ops,
+            "clips_per_s": batch / stat.median}
 
 
 # ----------------------------------------------------------------------------- multiview

@@ -42,7 +42,10 @@ class SeededDataset(Dataset):
         index, seed = key
         py_state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # the CPU generator only (all that augmentation draws from): torch.manual_seed would
+            # also queue a seed for every accelerator, which where CUDA is not initialised (a
+            # DataLoader worker) records a Python traceback each time: 0.16 ms, not 1 us
+            torch.default_generator.manual_seed(seed)
             random.seed(seed)
             np.random.seed(seed)
             try:
