@@ -6,7 +6,7 @@ file or on the command line (unknown key, wrong type, missing path, out-of-range
 and reported together, one line each, before any work starts:
 
     configs/ssv2/lora.yaml:14: method.rank: expected int, got 'eight'
-    command line: trian.lr: unknown key (did you mean train?)
+    command line: trian.lr: unknown key (did you mean train.lr?) (sections: data, model, ...)
 
 `RunConfig.method` is the method's own dataclass (`videopeft.peft.config`), resolved here. The
 module imports neither torch nor the model code, so a command line answers `--help` and config
@@ -15,6 +15,7 @@ mistakes at once.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -25,7 +26,8 @@ from typing import Any, Mapping
 import yaml
 
 from videopeft.constants import (AMPS, ANTIALIAS_CHOICES, BACKENDS, CROPS, DENSE_TRAIN_RULES,
-                                 FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, NO_WEIGHT_DECAY,
+                                 FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, MISSING_POLICIES,
+                                 NO_WEIGHT_DECAY,
                                  POS_POLICIES, SAMPLINGS, SHORT_VIDEO_POLICIES, SPATIAL_VIEWS,
                                  SPLITS)
 from videopeft.data.annotations import HMDB_SPLITS
@@ -61,6 +63,7 @@ class DataConfig:
     stride: int = 4  # frame stride for dense sampling
     dense_train: str = "linspace"  # linspace (VideoMAE fine-tune) | stride (pre-train, AdaptFormer)
     short_video: str = "repeat_last"  # repeat_last | loop: how short videos are padded
+    on_missing: str = "skip"  # listed videos not on disk: skip (train leaves them out) | error
     backend: str = "auto"  # auto | decord | pyav | torchcodec
     workers: int = 2
     flip: bool = False  # horizontal flip; off for direction-dependent labels (SSv2, synthetic)
@@ -83,6 +86,7 @@ class DataConfig:
               one_of("antialias", self.antialias, ANTIALIAS_CHOICES),
               one_of("backend", self.backend, BACKENDS),
               one_of("short_video", self.short_video, SHORT_VIDEO_POLICIES),
+              one_of("on_missing", self.on_missing, MISSING_POLICIES),
               one_of("hmdb_split", self.hmdb_split, HMDB_SPLITS),
               positive_int("num_frames", self.num_frames),
               positive_int("img_size", self.img_size),
@@ -481,8 +485,8 @@ def build_section(cls: type, values: Any, sources: Sources, section: str) -> Any
     for key, value in values.items():
         at = sources.where(section, str(key))
         if key not in names:
-            problems.append(Problem(f"unknown key{did_you_mean(key, names)}",
-                                    f"{section}.{key}", at))
+            problems.append(Problem(f"unknown key{did_you_mean(key, names, f'{section}.')} (keys "
+                                    f"of {section}: {', '.join(names)})", f"{section}.{key}", at))
             continue
         try:
             kwargs[key] = coerce(value, hints[key])
@@ -553,6 +557,23 @@ def _cross_checks(cfg: RunConfig, sources: Sources) -> list[Problem]:
     return out
 
 
+def _unknown_top_level(key: str, value: Any, sources: Sources) -> ConfigError:
+    """A misspelt section or scalar. With one sub-key (`trian.lr=0.1`) the message names the
+    dotted key and suggests the dotted key it was probably meant to be (`train.lr`)."""
+    known = [*SECTIONS, "method", *_SCALARS]
+    shown, hint = key, did_you_mean(key, known)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if isinstance(value, dict) and len(value) == 1:
+        sub = str(next(iter(value)))
+        shown = f"{key}.{sub}"
+        fields = {f.name for f in dataclasses.fields(SECTIONS[close[0]])} \
+            if close and close[0] in SECTIONS else set()
+        if sub in fields or (close and close[0] == "method"):
+            hint = f" (did you mean {close[0]}.{sub}?)"
+    return ConfigError(f"unknown key{hint} (sections: {', '.join(known)})", key=shown,
+                       where=sources.where(key))
+
+
 def build_run_config(sources: Sources, *, check_paths: bool = True) -> RunConfig:
     """Validate every section of `sources` into a RunConfig; ConfigError lists every problem."""
     problems: list[Problem] = []
@@ -570,9 +591,7 @@ def build_run_config(sources: Sources, *, check_paths: bool = True) -> RunConfig
                     raise ConfigError(f"expected {err}, got {value!r}", key=key,
                                       where=sources.where(key)) from None
             else:
-                known = [*SECTIONS, "method", *_SCALARS]
-                raise ConfigError(f"unknown key{did_you_mean(key, known)} (sections: "
-                                  f"{', '.join(known)})", key=str(key), where=sources.where(key))
+                raise _unknown_top_level(str(key), value, sources)
         except ConfigError as err:
             problems += err.problems
     if problems:

@@ -4,7 +4,10 @@ A grid of cells (frames x methods x seeds); each cell is one full run (train + m
 of the base config with ``data.num_frames`` and ``method`` replaced, in its own folder
 ``<study>/<method>-f<frames>-s<seed>/`` (``-f<frames>x<stride>-`` with dense sampling). A cell
 whose ``results.json`` exists is skipped, and an unfinished cell resumes from its checkpoints, so
-re-running the same command completes a study.
+re-running the same command completes a study. Both only when the cell's saved config.yaml equals
+the cell's config now (`videopeft.run_folder.changed_settings`: resume, folder and run length
+aside): a study re-run with other settings is refused before any cell runs, naming the changed
+keys (``overwrite`` moves the old study aside first).
 
 With dense sampling the `policy` says what fewer frames give up: ``coverage`` (the default) keeps
 the clip's span, the base config's ``num_frames * stride`` frames of video, and stretches the stride
@@ -38,9 +41,10 @@ from videopeft.engine.report import markdown_table, plot_frame_study
 from videopeft.engine.train import train
 from videopeft.errors import ConfigError, check, one_of
 from videopeft.io import atomic_write_text
+from videopeft.run_folder import changed_settings, inspect_folder, move_aside
 
-__all__ = ["cell_name", "cell_config", "cell_sampling", "run_frame_study", "collect_row",
-           "write_study_outputs", "COLUMNS"]
+__all__ = ["cell_name", "cell_config", "cell_sampling", "run_frame_study", "finished_cells",
+           "collect_row", "write_study_outputs", "COLUMNS"]
 
 _log = logging.getLogger(__name__)
 
@@ -113,12 +117,35 @@ def collect_row(cell_dir: Path, method: str, frames: int, seed: int) -> dict:
     }
 
 
+def finished_cells(configs: dict[tuple, RunConfig], out_dir: Path) -> set[tuple]:
+    """The cells whose folder holds a finished run of the same config (to skip); ConfigError,
+    one line naming the cells and the changed keys, when a folder holds a run of other settings
+    (`videopeft.run_folder.folder_verdict`: a cell that stopped early is simply run again)."""
+    done, stale, changed = set(), [], set()
+    for cell, cfg in configs.items():
+        state = inspect_folder(cfg.output_dir)
+        if state.empty or state.stopped_early:
+            continue
+        keys = changed_settings(state.config, cfg) if state.config is not None else ["(all)"]
+        if keys:
+            stale.append(state.path.name)
+            changed.update(keys)
+        elif (state.path / "results.json").is_file():
+            done.add(cell)
+    if stale:
+        raise ConfigError(f"{out_dir}: cells {', '.join(stale)} were run with other settings "
+                          f"({', '.join(sorted(changed))} changed); choose another output_dir, "
+                          f"or pass --overwrite to move the study aside (nothing is deleted)")
+    return done
+
+
 def run_frame_study(base: RunConfig, frames: Sequence[int], methods: Sequence[str],
                     seeds: Sequence[int] = (0,), *, out_dir: str | Path,
-                    policy: str = "coverage") -> list[dict]:
+                    policy: str = "coverage", overwrite: bool = False) -> list[dict]:
     """Run (or finish) every cell of the grid, then write the table and the plot; returns rows.
 
-    `policy` (coverage | fixed) sets each dense cell's stride; see the module docstring."""
+    `policy` (coverage | fixed) sets each dense cell's stride; see the module docstring.
+    `overwrite` first moves an existing study folder aside (`videopeft.run_folder.move_aside`)."""
     out_dir = Path(out_dir)
     cells = [(m, int(f), int(s)) for m in methods for f in frames for s in seeds]
     configs = {c: cell_config(base, *c, out_dir, policy) for c in cells}  # all checked first
@@ -128,9 +155,20 @@ def run_frame_study(base: RunConfig, frames: Sequence[int], methods: Sequence[st
     owns_group = not torch.distributed.is_initialized()
     dist.init_distributed(base.device)  # one process group for every cell
     try:
+        verdict = None  # the main rank decides for every rank: (skipped cells, problems)
+        if dist.is_main():
+            try:
+                if overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
+                    move_aside(out_dir)
+                verdict = (finished_cells(configs, out_dir), None)
+            except ConfigError as err:
+                verdict = (set(), err.problems)
+        skipped, problems = dist.broadcast_object(verdict)
+        if problems:
+            raise ConfigError(*problems)
         for i, cell in enumerate(cells, 1):
             cell_dir = dirs[cell]
-            if (cell_dir / "results.json").is_file():
+            if cell in skipped:
                 _log.info("[%d/%d] %s: done, skipped", i, len(cells), cell_dir.name)
                 continue
             _log.info("[%d/%d] %s: running", i, len(cells), cell_dir.name)
