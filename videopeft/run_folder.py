@@ -61,9 +61,13 @@ def settings_of(cfg: RunConfig) -> dict:
 
 
 def changed_settings(saved: Mapping, cfg: RunConfig) -> list[str]:
-    """The keys of a saved config.yaml that differ from `cfg`'s, `NOT_COMPARED` left out."""
-    return [k for k in changed_keys(saved, settings_of(cfg))
+    """The keys of a saved config.yaml that differ from `cfg`'s, `NOT_COMPARED` left out; another
+    method is named by `method.name` alone (its other keys are another method's)."""
+    keys = [k for k in changed_keys(saved, settings_of(cfg))
             if not any(k == skip or k.startswith(skip + ".") for skip in NOT_COMPARED)]
+    if "method.name" in keys:
+        keys = sorted(k for k in keys if not k.startswith("method.")) + ["method.name"]
+    return sorted(keys)
 
 
 @dataclass

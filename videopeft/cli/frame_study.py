@@ -15,6 +15,8 @@ Writes frame_study.csv, frame_study.md and frame_study.png there.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from videopeft._lazy import lazy_module
@@ -22,6 +24,7 @@ from videopeft.config import load_config
 from videopeft.constants import STUDY_POLICIES
 from videopeft.engine.cli import is_main_process, split_key
 from videopeft.errors import ConfigError
+from videopeft.studies import cells
 
 from .parsing import (add_config_arguments, add_overwrite_argument, command_parser, find_config,
                       precheck_run, run_name_of)
@@ -72,6 +75,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     splits = {cfg.data.split: True}  # {split: trained on}
     splits.setdefault(cfg.eval.split, False)
     precheck_run(cfg, splits, None, num_classes=cfg.model.num_classes)
+    configs = cells.study_cells(cfg, frames, methods, seeds, Path(out_dir), policy or "coverage")
+    if not args.overwrite:  # a study of other settings is refused before torch loads
+        cells.finished_cells(configs, Path(out_dir))
     try:
         rows = study.run_frame_study(cfg, frames, methods, seeds, out_dir=out_dir,
                                      policy=policy or "coverage", overwrite=args.overwrite)

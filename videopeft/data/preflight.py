@@ -94,9 +94,10 @@ def clip_span(data: DataConfig) -> int:
 
 
 def short_videos(records: list[VideoRecord], data: DataConfig, sample: int = SHORT_SAMPLE
-                 ) -> tuple[int, int]:
-    """(videos shorter than `clip_span`, videos whose length the header told) among at most
-    `sample` of `records` (a seeded draw), from the container headers: no decoding."""
+                 ) -> tuple[int, int, bool]:
+    """(videos shorter than `clip_span`, videos whose length the header told, whether `records`
+    was sampled) over at most `sample` of `records` (a seeded draw), from the container headers:
+    no decoding."""
     from videopeft.data.decoders import read_header  # PyAV (and torch) only when it runs
 
     chosen = records if len(records) <= sample else random.Random(0).sample(records, sample)
@@ -107,7 +108,7 @@ def short_videos(records: list[VideoRecord], data: DataConfig, sample: int = SHO
         if frames > 0:
             known += 1
             short += frames < span
-    return short, known
+    return short, known, len(chosen) < len(records)
 
 
 def check_data(data: DataConfig, splits: dict[str, bool], *, num_classes: int = 0,
@@ -124,11 +125,11 @@ def check_data(data: DataConfig, splits: dict[str, bool], *, num_classes: int = 
             _log.warning("%s: %s: %s (data.on_missing: skip; error stops instead)", split,
                          _missing_text(found.missing, found.listed), fate)
         if survey:
-            short, known = short_videos(found.records, data)
+            short, known, sampled = short_videos(found.records, data)
             if short:
-                share = (f"{short} of its {known} videos" if known == len(found.records) else
-                         f"about {round(100 * short / known)}% of its {len(found.records)} "
-                         f"videos ({short} of {known} sampled)")
+                share = (f"about {round(100 * short / known)}% of its {len(found.records)} "
+                         f"videos ({short} of {known} sampled)" if sampled else
+                         f"{short} of the {known} videos whose length is known")
                 _log.warning("%s: %s are shorter than a clip's span of %d frames: their frames "
                              "repeat (data.short_video: %s)", split, share, clip_span(data),
                              data.short_video)
