@@ -336,3 +336,16 @@ def test_data_surprises_are_warned_once_up_front(tiny_set, tmp_path, caplog):
                          "clip's span of 16 frames: their frames repeat (data.short_video: "
                          "repeat_last)")
     assert len(warned) == 3 and warned[2].startswith("val: 3 of the 3 videos")
+
+
+def test_the_readme_documents_the_list_format_the_folder_rules_and_the_exit_codes():
+    from videopeft.data.annotations import LIST_FORMAT
+    from videopeft.run_folder import NOT_COMPARED
+
+    readme = (REPO / "README.md").read_text()
+    assert LIST_FORMAT in readme.split("### List files", 1)[1]
+    rules = readme.split("### Run folders", 1)[1].split("### Exit status", 1)[0]
+    assert all(f"`{key}`" in rules for key in NOT_COMPARED)
+    assert "train.resume=auto" in rules and "--overwrite" in rules and "eval-<time>" in rules
+    codes = readme.split("### Exit status", 1)[1].split("###", 1)[0]
+    assert [f"| {code} |" in codes for code in (0, 1, 2, 130)] == [True] * 4

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import types
 import typing
@@ -257,6 +258,7 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": 
                              "eval": EvalConfig, "pretrain": PretrainConfig}
 _SCALARS: dict[str, type] = {"output_dir": str, "seed": int, "device": str}
 _PATH_KEYS = (("data", "root"), ("data", "annotation"), ("model", "pretrained"))
+_log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- values
@@ -417,6 +419,12 @@ def _drop_replaced(raw: _LinedDict, cli: Mapping) -> _LinedDict:
         if keys is None:
             del out[section]
         else:
+            dropped = {k: old[k] for k in keys if old.get(k)}
+            if dropped:
+                _log.warning("%s.name %s on the command line: the file's %s for %s are dropped",
+                             section, new["name"], ", ".join(f"{section}.{k} {v}"
+                                                             for k, v in dropped.items()),
+                             old.get("name"))
             out[section] = _LinedDict({k: v for k, v in old.items() if k not in keys},
                                       getattr(old, "lines", {}))
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from videopeft._lazy import lazy_module
 from videopeft.constants import SPLITS
 from videopeft.data.annotations import (HMDB_SPLIT_MARK, KINETICS_FIELDS, SSV2_PREFIX,
                                         VIDEO_EXTENSIONS, VideoRecord, folder_summary,
@@ -23,6 +24,7 @@ from videopeft.errors import ConfigError, DecodeError
 
 __all__ = ["check_videos", "check_jobs", "CheckResult"]
 
+decoders = lazy_module("videopeft.data.decoders")  # torch: only when a video is probed
 _HMDB_SPLIT_NUMBER = re.compile(rf"{HMDB_SPLIT_MARK}(\d+)$")
 
 
@@ -103,12 +105,10 @@ def _list_jobs(target: Path, layout: str, root: str,
 def _probe(path: str, backend: str, full: bool) -> tuple[str, list[str]]:
     """Decode a video's first, middle and last frame (all if `full`): the backend that read it
     and its `probe_warnings`, or DecodeError."""
-    from videopeft.data.decoders import open_video, probe_warnings  # torch: only when probing
-
-    with open_video(path, backend) as video:
+    with decoders.open_video(path, backend) as video:
         n = video.num_frames
         video.get(range(n) if full else sorted({0, n // 2, n - 1}))
-        return video.backend, probe_warnings(video)
+        return video.backend, decoders.probe_warnings(video)
 
 
 def check_videos(target: str | os.PathLike, *, layout: str = "", root: str = "",

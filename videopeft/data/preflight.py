@@ -20,6 +20,7 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from videopeft._lazy import lazy_module
 from videopeft.config import DataConfig
 from videopeft.data.annotations import VideoRecord, read_annotations
 from videopeft.errors import ConfigError
@@ -28,6 +29,7 @@ __all__ = ["SplitData", "read_split", "check_data", "check_num_classes", "clip_s
            "short_videos", "SHORT_SAMPLE", "SHOWN_MISSING"]
 
 _log = logging.getLogger(__name__)
+decoders = lazy_module("videopeft.data.decoders")  # PyAV and torch: only when a header is read
 
 SHORT_SAMPLE = 200  # container headers read to estimate the share of short videos
 SHOWN_MISSING = 3  # missing files named in the warning or error
@@ -98,12 +100,10 @@ def short_videos(records: list[VideoRecord], data: DataConfig, sample: int = SHO
     """(videos shorter than `clip_span`, videos whose length the header told, whether `records`
     was sampled) over at most `sample` of `records` (a seeded draw), from the container headers:
     no decoding."""
-    from videopeft.data.decoders import read_header  # PyAV (and torch) only when it runs
-
     chosen = records if len(records) <= sample else random.Random(0).sample(records, sample)
     span, short, known = clip_span(data), 0, 0
     for record in chosen:
-        header = read_header(record.path) if os.path.isfile(record.path) else None
+        header = decoders.read_header(record.path) if os.path.isfile(record.path) else None
         frames = header.expected_frames if header is not None else 0
         if frames > 0:
             known += 1

@@ -8,12 +8,15 @@ import copy
 from pathlib import Path
 from typing import Sequence
 
+from videopeft._lazy import lazy_module
 from videopeft.config import RunConfig, method_config
 from videopeft.constants import STUDY_POLICIES
 from videopeft.errors import ConfigError, check, one_of
 from videopeft.run_folder import changed_settings, inspect_folder
 
 __all__ = ["cell_name", "cell_config", "cell_sampling", "study_cells", "finished_cells"]
+
+sampling = lazy_module("videopeft.data.sampling")  # torch: only for dense cells
 
 
 def cell_name(method: str, frames: int, seed: int, stride: int | None = None) -> str:
@@ -42,9 +45,8 @@ def cell_config(base: RunConfig, method: str, frames: int, seed: int, out_dir: P
     if base.data.sampling == "dense":
         coverage = base.data.num_frames * base.data.stride
         try:
-            from videopeft.data.sampling import frames_for_study  # torch: dense cells only
-            _, cfg.data.stride = frames_for_study(frames, policy, base_coverage=coverage,
-                                                  stride=base.data.stride)
+            _, cfg.data.stride = sampling.frames_for_study(
+                frames, policy, base_coverage=coverage, stride=base.data.stride)
         except ValueError:
             raise ConfigError(f"policy=coverage cannot spread {frames} frames over the base "
                               f"clip's {coverage} ({base.data.num_frames} x stride "
