@@ -13,14 +13,12 @@ folder, never into a training run: output_dir=DIR given here, else CONFIG's outp
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from videopeft._lazy import lazy_module
 from videopeft.config import load_config
 from videopeft.engine.cli import is_main_process, split_key
 from videopeft.errors import CheckpointError, ConfigError
-from videopeft.run_folder import unique_path
 
 from .parsing import (add_config_arguments, add_overwrite_argument, command_parser, find_config,
                       precheck_run, run_name_of)
@@ -28,13 +26,15 @@ from .parsing import (add_config_arguments, add_overwrite_argument, command_pars
 engine = lazy_module("videopeft.engine.evaluate")  # torch loads when the work starts
 
 
-def eval_folder(config_output_dir: str, given_on_command_line: bool) -> str | None:
-    """Where an evaluation writes: output_dir given on its command line; else, for a config that
-    names a run folder (a run's config.yaml), a new ``eval-<time>`` folder inside it; else None
-    (the engine's ``runs/<config>-eval-<time>``)."""
-    if given_on_command_line or not config_output_dir:
-        return config_output_dir or None
-    return str(unique_path(Path(config_output_dir) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"))
+def eval_folder(config_output_dir: str, given_on_command_line: bool
+                ) -> tuple[str | None, str | None]:
+    """(output_dir, parent_dir) of an evaluation: output_dir when given on its command line;
+    else, for a config that names a run folder (a run's config.yaml), a new ``eval-<time>``
+    folder inside it (named by the engine's main rank); else neither (the engine's
+    ``runs/<config>-eval-<time>``)."""
+    if given_on_command_line:
+        return config_output_dir or None, None
+    return None, config_output_dir or None
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -53,14 +53,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise CheckpointError(f"{checkpoint}: checkpoint not found")
     config = find_config(args.config)
     cfg = load_config(config, overrides)
-    out = eval_folder(cfg.output_dir, any(o.startswith("output_dir=") for o in overrides))
+    out, parent = eval_folder(cfg.output_dir, any(o.startswith("output_dir=") for o in overrides))
     precheck_run(cfg, {cfg.eval.split: False}, out, overwrite=args.overwrite, resumable=False,
                  num_classes=cfg.model.num_classes)
     backbone = cfg.model.pretrained if any(o.startswith("model.pretrained=")
                                            for o in overrides) else None
-    results = engine.evaluate(cfg, checkpoint=checkpoint, output_dir=out,
-                              run_name=run_name_of(config) + "-eval", backbone=backbone,
-                              overwrite=args.overwrite)
+    results = engine.evaluate(cfg, checkpoint=checkpoint, output_dir=out, parent_dir=parent,
+                              run_name="eval" if parent else run_name_of(config) + "-eval",
+                              backbone=backbone, overwrite=args.overwrite)
     if is_main_process():
         print(f"results: {results['output_dir']}/results.json (video top-1 "
               f"{results['video_top1']:.2f}%, top-5 {results['video_top5']:.2f}%, "

@@ -70,11 +70,11 @@ def read_split(data: DataConfig, split: str, *, train: bool) -> SplitData:
         raise ConfigError(f"split {split!r} at {_where(data)}: "
                           f"{_missing_text(missing, len(records))}; fix the list or set "
                           f"data.on_missing=skip", key="data.on_missing")
-    kept = [r for r in records if os.path.isfile(r.path)] if missing and train else records
-    if not kept:
+    if len(missing) == len(records):
         raise ConfigError(f"split {split!r} of {data.layout} at {_where(data)}: none of its "
-                          f"{len(records)} videos is on disk (data.root: {data.root or '(empty)'})",
-                          key="data.root")
+                          f"{len(records)} videos is on disk (first: {records[0].path}); is "
+                          f"data.root right? ({data.root or 'empty'})", key="data.root")
+    kept = [r for r in records if os.path.isfile(r.path)] if missing and train else records
     return SplitData(split, kept, classes, missing, len(records))
 
 

@@ -37,20 +37,22 @@ _log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- output folder
 
-def resolve_output_dir(cfg: RunConfig, run_name: str, suffix: str = "") -> Path:
+def resolve_output_dir(cfg: RunConfig, run_name: str, suffix: str = "",
+                       parent: str | Path | None = None) -> Path:
     """The run folder: `cfg.output_dir`, else ``runs/<run_name><suffix>-<time>`` (the same on every
-    rank; ``-2``, ``-3`` ... when that name exists already).
+    rank; ``-2``, ``-3`` ... when that name exists already); with `parent`, always a new
+    ``<parent>/<run_name><suffix>-<time>`` (an evaluation inside the run it evaluates).
 
     With ``train.resume: auto`` and no output_dir, the newest existing ``runs/<run_name>-*`` that
     holds checkpoints of the same run (`videopeft.run_folder.changed_settings` finds no key) is
     reused, so re-running the same command continues the run.
     """
-    if cfg.output_dir:
+    if cfg.output_dir and parent is None:
         return Path(cfg.output_dir)
     path = None
     if dist.is_main():
-        base = Path("runs")
-        if cfg.train.resume == "auto" and not suffix and base.is_dir():
+        base = Path("runs") if parent is None else Path(parent)
+        if cfg.train.resume == "auto" and not suffix and parent is None and base.is_dir():
             previous = sorted((p for p in base.glob(f"{run_name}-*") if _same_run(p, cfg)),
                               key=lambda p: p.stat().st_mtime)
             if previous:

@@ -318,7 +318,8 @@ def _is_train_state(path: Path) -> bool:
 def evaluate(cfg: RunConfig, model: nn.Module | None = None,
              checkpoint: str | os.PathLike | None = None, *, output_dir: str | os.PathLike | None = None,
              run_name: str = "eval", progress: bool = True, run_record: bool = True,
-             backbone: str | None = None, overwrite: bool = False) -> dict:
+             backbone: str | None = None, overwrite: bool = False,
+             parent_dir: str | os.PathLike | None = None) -> dict:
     """Evaluate a model on `cfg.eval.split` with `cfg.eval`'s views and fusion; write the outputs.
 
     Pass either a built `model` (training's final evaluation) or a `checkpoint` path (see
@@ -326,8 +327,9 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
     results.json dict (on every rank). Raises ConfigError, CheckpointError or AdapterError before
     anything is written when inputs do not fit.
 
-    The outputs go to `output_dir`, else `cfg.output_dir`, else ``runs/<run_name>-<time>``: a
-    new folder (`overwrite` moves an occupied one aside), never a training run's. With
+    The outputs go to `output_dir`, else a new ``<parent_dir>/<run_name>-<time>`` (the command
+    line's ``RUN/eval-<time>``), else `cfg.output_dir`, else ``runs/<run_name>-<time>``: a new
+    folder (`overwrite` moves an occupied one aside), never a training run's. With
     `run_record=False` the caller owns the folder and writes run.json (a training run's final
     evaluation).
     """
@@ -343,7 +345,8 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
             classes = read_split(cfg.data, cfg.eval.split, train=False).classes
             model, method = load_for_eval(cfg, checkpoint, resolve_num_classes(cfg, classes),
                                           backbone=backbone)
-        out_dir = Path(output_dir) if output_dir else resolve_output_dir(cfg, run_name)
+        out_dir = Path(output_dir) if output_dir else resolve_output_dir(cfg, run_name,
+                                                                         parent=parent_dir)
         if run_record:  # a run of its own: a new folder
             prepare_run(out_dir, cfg, {cfg.eval.split: False}, info, overwrite=overwrite,
                         num_classes=cfg.model.num_classes, resumable=False)
