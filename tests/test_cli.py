@@ -155,8 +155,10 @@ def test_the_tool_and_the_command_answer_alike(tmp_path):
                         [sys.executable, "-m", "videopeft", "train", str(bad)])]
     for proc in runs:
         assert proc.returncode == 2 and proc.stdout == ""
-        assert proc.stderr == f"error: {bad}:2: data.num_frame: unknown key (did you mean " \
-                              "num_frames?)\n"
+        assert proc.stderr.startswith(f"error: {bad}:2: data.num_frame: unknown key (did you mean "
+                                      "data.num_frames?) (keys of data: layout, ")
+        assert proc.stderr.count("\n") == 1
+    assert runs[0].stderr == runs[1].stderr
 
 
 # ----------------------------------------------------------------------------- fast start

@@ -4,11 +4,13 @@ Also: every shipped config under configs/ loads, and a saved config reads back i
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from videopeft.config import ConfigError, RunConfig, build_run_config, load_config, save_config
+from videopeft.config import (ConfigError, DataConfig, RunConfig, build_run_config, load_config,
+                              save_config)
 from videopeft.peft.config import AdaptMLPConfig, LoraConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -28,9 +30,11 @@ def error_of(*args, **kwargs) -> str:
     return str(info.value)
 
 
-def test_unknown_key_names_file_line_and_key(tmp_path):
+def test_unknown_key_names_file_line_key_the_closest_and_every_valid_key(tmp_path):
     path = write(tmp_path, "data:\n  layout: list\n  num_frame: 8\n")
-    assert error_of(path) == f"{path}:3: data.num_frame: unknown key (did you mean num_frames?)"
+    keys = ", ".join(f.name for f in dataclasses.fields(DataConfig))
+    assert error_of(path) == (f"{path}:3: data.num_frame: unknown key (did you mean "
+                              f"data.num_frames?) (keys of data: {keys})")
 
 
 def test_wrong_type_names_file_line_key_and_expectation(tmp_path):
@@ -68,7 +72,10 @@ def test_unknown_method_name(tmp_path):
 
 def test_unknown_top_level_key(tmp_path):
     path = write(tmp_path, "trian:\n  epochs: 3\n")
-    assert error_of(path).startswith(f"{path}:1: trian: unknown key")
+    assert error_of(path).startswith(f"{path}:1: trian.epochs: unknown key (did you mean "
+                                     f"train.epochs?) (sections: data, model, train,")
+    path = write(tmp_path, "trian:\n  epochs: 3\n  lr: 0.1\n")
+    assert error_of(path).startswith(f"{path}:1: trian: unknown key (did you mean train?)")
 
 
 def test_missing_data_path_is_reported_with_its_line(tmp_path):
@@ -166,10 +173,10 @@ def test_frames_and_size_must_fit_the_tubelet_and_patch_grid(tmp_path):
 
 def test_a_typo_on_the_command_line_is_blamed_on_the_command_line(tmp_path):
     path = write(tmp_path, "train:\n  epochs: 3\n")
-    assert error_of(path, ["train.lrr=0.1"]) == \
-        "command line: train.lrr: unknown key (did you mean lr?)"
+    assert error_of(path, ["train.lrr=0.1"]).startswith(
+        "command line: train.lrr: unknown key (did you mean train.lr?) (keys of train: epochs, ")
     assert error_of(path, ["trian.lr=0.1"]).startswith(
-        "command line: trian: unknown key (did you mean train?)")
+        "command line: trian.lr: unknown key (did you mean train.lr?) (sections: ")
 
 
 def test_a_new_model_name_on_the_command_line_drops_the_files_overrides(tmp_path):

@@ -142,9 +142,10 @@ def test_every_bad_demo_key_is_reported_with_its_line(tmp_path):
                     "model:\n  name: videomae_tiny\n")
     with pytest.raises(ConfigError) as err:
         load_demo_config(path)
-    assert str(err.value).splitlines() == [
-        f"{path}:3: demo.scale: expected float, got 'big'",
-        f"{path}:5: demo.vidoes: unknown key (did you mean videos?)"]
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{path}:3: demo.scale: expected float, got 'big'"
+    assert lines[1].startswith(f"{path}:5: demo.vidoes: unknown key (did you mean demo.videos?) "
+                               f"(keys of demo: out, scale, videos,") and len(lines) == 2
     path.write_text("demo:\n  methods: [linear, lroa]\n  scratch_method: linear\n")
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:2: demo.methods: expected "
                                           r"one of \[.*\], "

@@ -88,7 +88,7 @@ def test_two_gloo_processes_evaluate_exactly_like_one(tiny_set, tmp_path):
     two = tmp_path / "two"
     config = write_yaml(tmp_path / "eval.yaml", tiny_settings(tiny_set, two))
     cmd = [python(), "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(REPO / "tools" / "eval.py"), str(config), f"checkpoint={ckpt}"]
+           str(REPO / "tools" / "eval.py"), str(config), f"checkpoint={ckpt}", f"output_dir={two}"]
     proc = subprocess.run(cmd, env=tool_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

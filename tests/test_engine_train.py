@@ -158,14 +158,20 @@ def test_cutmix_cuts_the_same_box_from_every_frame():
 
 
 def test_resuming_with_another_method_is_refused(tiny_set, tmp_path):
-    """A checkpoint of `lora` never silently resumes a `full` run (which would train the backbone)."""
+    """A checkpoint of `lora` never silently resumes a `full` run (which would train the backbone):
+    not in its folder (another run's), not from a checkpoint path either."""
+    from videopeft.config import ConfigError
     from videopeft.engine.checkpoint import CheckpointError
 
     quick = dict(train={"epochs": 1, "eval_every": 0, "resume": "auto"},
                  eval={"views_temporal": 1, "views_spatial": 1})
     train(tiny_config(tiny_set, tmp_path / "run", **quick))
-    with pytest.raises(CheckpointError, match="cannot resume: method"):
+    with pytest.raises(ConfigError, match=r"holds another run \(finished; method\.name changed\)"):
         train(tiny_config(tiny_set, tmp_path / "run", method={"name": "full"}, **quick))
+    last = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    with pytest.raises(CheckpointError, match="cannot resume: method"):
+        train(tiny_config(tiny_set, tmp_path / "new", method={"name": "full"},
+                          **{**quick, "train": {**quick["train"], "resume": last}}))
 
 
 def test_a_failing_run_still_writes_its_log_and_manifest(tiny_set, tmp_path, monkeypatch):

@@ -138,7 +138,7 @@ def test_a_non_finite_loss_stops_the_run_at_the_next_log_step_naming_its_step(
 
     monkeypatch.setattr(tasks.ClassificationTask, "loss", loss)
     cfg = tiny_config(tiny_set, tmp_path / "run", train={"log_every": 3, "epochs": 2})
-    with pytest.raises(FloatingPointError, match=r"loss is nan at step 1 \(epoch 0\)"):
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 1 \(epoch 1\)"):
         train(cfg)
     assert not list((tmp_path / "run").glob("checkpoints/*.pt"))
 

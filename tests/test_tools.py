@@ -73,16 +73,26 @@ def test_train_and_eval_tools_write_the_whole_run_layout(tiny_set, tmp_path):
     from videopeft.config import load_config
     saved = load_config(run / "config.yaml")
     assert saved == load_config(config, [f"output_dir={run}", "train.epochs=2"])
-    # log.jsonl: one JSON object per event
-    events = [e["event"] for e in map(yaml.safe_load, (run / "log.jsonl").read_text().splitlines())]
+    # log.jsonl: one JSON object per event, epochs counted from 1
+    log = list(map(yaml.safe_load, (run / "log.jsonl").read_text().splitlines()))
+    events = [e["event"] for e in log]
     assert events[0] == "setup" and events.count("train") == 6 and events.count("val") == 2
     assert {"efficiency", "test"} <= set(events)
+    assert [e["epoch"] for e in log if e["event"] == "val"] == [1, 2]
+    assert [e["epoch"] for e in log if e["event"] == "train"] == [1, 1, 1, 2, 2, 2]
+    # the validation line says its protocol and that the final number will differ
+    assert "epoch 1: val top-1 " in proc.stderr and ("(1 temporal x 1 spatial view, centre crop; "
+                                                     "the final 2x3-view evaluation will differ)"
+                                                     in proc.stderr)
     assert list(run.glob("events.out.tfevents*"))
     # checkpoints and the adapter
     from videopeft.engine.checkpoint import load_checkpoint
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 6
-    assert load_checkpoint(run / "checkpoints" / "best.pt")["best"]["step"] in (3, 6)
+    best = load_checkpoint(run / "checkpoints" / "best.pt")["best"]
+    assert (best["step"], best["epoch"]) in ((3, 1), (6, 2))
     from videopeft.peft import read_adapter_metadata
+    # adapter.safetensors: the final state; adapter_best.safetensors: the best validation's
+    assert read_adapter_metadata(run / "adapter_best.safetensors")["method"]["name"] == "lora"
     meta = read_adapter_metadata(run / "adapter.safetensors")
     assert meta["class_names"] == tiny_set.class_names and meta["sampling"]["num_frames"] == 4
     # results.json: the schema of README.md
@@ -116,8 +126,10 @@ def test_a_config_error_is_one_line_on_stderr_and_exit_2(tmp_path):
     config.write_text("data:\n  layout: list\n  num_frame: 8\n")
     proc = run_tool("train", config)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"error: {config}:3: data.num_frame: unknown key (did you mean num_frames?)"]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {config}:3: data.num_frame: unknown key (did you mean data.num_frames?) (keys of "
+        f"data: layout, root, ")
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 

@@ -6,7 +6,7 @@ file or on the command line (unknown key, wrong type, missing path, out-of-range
 and reported together, one line each, before any work starts:
 
     configs/ssv2/lora.yaml:14: method.rank: expected int, got 'eight'
-    command line: trian.lr: unknown key (did you mean train?)
+    command line: trian.lr: unknown key (did you mean train.lr?) (sections: data, model, ...)
 
 `RunConfig.method` is the method's own dataclass (`videopeft.peft.config`), resolved here. The
 module imports neither torch nor the model code, so a command line answers `--help` and config
@@ -15,6 +15,8 @@ mistakes at once.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import types
 import typing
@@ -25,8 +27,8 @@ from typing import Any, Mapping
 import yaml
 
 from videopeft.constants import (AMPS, ANTIALIAS_CHOICES, AUGMENT_MODES, BACKENDS, CROPS,
-                                 DENSE_TRAIN_RULES,
-                                 FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS, NO_WEIGHT_DECAY,
+                                 DENSE_TRAIN_RULES, FUSIONS, IMAGENET_MEAN, IMAGENET_STD, LAYOUTS,
+                                 MISSING_POLICIES, NO_WEIGHT_DECAY,
                                  POS_POLICIES, SAMPLINGS, SHORT_VIDEO_POLICIES, SPATIAL_VIEWS,
                                  SPLITS)
 from videopeft.data.annotations import HMDB_SPLITS
@@ -62,6 +64,7 @@ class DataConfig:
     stride: int = 4  # frame stride for dense sampling
     dense_train: str = "linspace"  # linspace (VideoMAE fine-tune) | stride (pre-train, AdaptFormer)
     short_video: str = "repeat_last"  # repeat_last | loop: how short videos are padded
+    on_missing: str = "skip"  # listed videos not on disk: skip (train leaves them out) | error
     backend: str = "auto"  # auto | decord | pyav | torchcodec
     workers: int = 2
     flip: bool = False  # horizontal flip; off for direction-dependent labels (SSv2, synthetic)
@@ -96,6 +99,7 @@ class DataConfig:
               positive_int("decode_threads", self.decode_threads),
               _non_negative("decode_short_side", self.decode_short_side),
               one_of("short_video", self.short_video, SHORT_VIDEO_POLICIES),
+              one_of("on_missing", self.on_missing, MISSING_POLICIES),
               one_of("hmdb_split", self.hmdb_split, HMDB_SPLITS),
               positive_int("num_frames", self.num_frames),
               positive_int("img_size", self.img_size),
@@ -266,6 +270,7 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": 
                              "eval": EvalConfig, "pretrain": PretrainConfig}
 _SCALARS: dict[str, type] = {"output_dir": str, "seed": int, "device": str}
 _PATH_KEYS = (("data", "root"), ("data", "annotation"), ("model", "pretrained"))
+_log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- values
@@ -426,6 +431,12 @@ def _drop_replaced(raw: _LinedDict, cli: Mapping) -> _LinedDict:
         if keys is None:
             del out[section]
         else:
+            dropped = {k: old[k] for k in keys if old.get(k)}
+            if dropped:
+                _log.warning("%s.name %s on the command line: the file's %s for %s are dropped",
+                             section, new["name"], ", ".join(f"{section}.{k} {v}"
+                                                             for k, v in dropped.items()),
+                             old.get("name"))
             out[section] = _LinedDict({k: v for k, v in old.items() if k not in keys},
                                       getattr(old, "lines", {}))
     return out
@@ -494,8 +505,8 @@ def build_section(cls: type, values: Any, sources: Sources, section: str) -> Any
     for key, value in values.items():
         at = sources.where(section, str(key))
         if key not in names:
-            problems.append(Problem(f"unknown key{did_you_mean(key, names)}",
-                                    f"{section}.{key}", at))
+            problems.append(Problem(f"unknown key{did_you_mean(key, names, f'{section}.')} (keys "
+                                    f"of {section}: {', '.join(names)})", f"{section}.{key}", at))
             continue
         try:
             kwargs[key] = coerce(value, hints[key])
@@ -566,6 +577,23 @@ def _cross_checks(cfg: RunConfig, sources: Sources) -> list[Problem]:
     return out
 
 
+def _unknown_top_level(key: str, value: Any, sources: Sources) -> ConfigError:
+    """A misspelt section or scalar. With one sub-key (`trian.lr=0.1`) the message names the
+    dotted key and suggests the dotted key it was probably meant to be (`train.lr`)."""
+    known = [*SECTIONS, "method", *_SCALARS]
+    shown, hint = key, did_you_mean(key, known)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if isinstance(value, dict) and len(value) == 1:
+        sub = str(next(iter(value)))
+        shown = f"{key}.{sub}"
+        fields = {f.name for f in dataclasses.fields(SECTIONS[close[0]])} \
+            if close and close[0] in SECTIONS else set()
+        if sub in fields or (close and close[0] == "method"):
+            hint = f" (did you mean {close[0]}.{sub}?)"
+    return ConfigError(f"unknown key{hint} (sections: {', '.join(known)})", key=shown,
+                       where=sources.where(key))
+
+
 def build_run_config(sources: Sources, *, check_paths: bool = True) -> RunConfig:
     """Validate every section of `sources` into a RunConfig; ConfigError lists every problem."""
     problems: list[Problem] = []
@@ -583,9 +611,7 @@ def build_run_config(sources: Sources, *, check_paths: bool = True) -> RunConfig
                     raise ConfigError(f"expected {err}, got {value!r}", key=key,
                                       where=sources.where(key)) from None
             else:
-                known = [*SECTIONS, "method", *_SCALARS]
-                raise ConfigError(f"unknown key{did_you_mean(key, known)} (sections: "
-                                  f"{', '.join(known)})", key=str(key), where=sources.where(key))
+                raise _unknown_top_level(str(key), value, sources)
         except ConfigError as err:
             problems += err.problems
     if problems:

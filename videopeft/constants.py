@@ -9,7 +9,8 @@ from typing import Literal, get_args
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "Layout", "LAYOUTS", "Backend", "BACKENDS", "AUTO_ORDER",
-    "Sampling", "SAMPLINGS", "ShortVideo", "SHORT_VIDEO_POLICIES", "Fusion", "FUSIONS",
+    "Sampling", "SAMPLINGS", "ShortVideo", "SHORT_VIDEO_POLICIES", "OnMissing", "MISSING_POLICIES",
+    "Fusion", "FUSIONS",
     "SPATIAL_VIEWS", "Amp", "AMPS", "PosPolicy", "POS_POLICIES", "Split", "SPLITS",
     "GlobalPool", "GLOBAL_POOLS", "ExportTarget", "EXPORT_TARGETS",
     "DenseTrain", "DENSE_TRAIN_RULES", "Crop", "CROPS", "ANTIALIAS_CHOICES", "MULTI_SCALES",
@@ -90,6 +91,11 @@ QKV_PARTS: tuple[str, ...] = ("q", "k", "v")
 # how a video shorter than the clip span is padded
 ShortVideo = Literal["repeat_last", "loop"]
 SHORT_VIDEO_POLICIES: tuple[str, ...] = get_args(ShortVideo)
+
+# what a run does with videos its annotation lists but that are not on disk: skip = leave them
+# out of training (evaluation still counts them as failed), error = stop before any work
+OnMissing = Literal["skip", "error"]
+MISSING_POLICIES: tuple[str, ...] = get_args(OnMissing)
 
 # how the views of one video are fused into its score
 Fusion = Literal["softmax_mean", "logit_mean", "max"]

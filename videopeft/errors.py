@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 __all__ = [
     "Problem", "ConfigError", "CheckpointError", "AdapterError", "ExportError", "DecodeError",
-    "USER_ERRORS", "check", "one_of", "positive_int", "fraction", "did_you_mean", "one_line",
+    "RunInterrupted", "USER_ERRORS", "check", "one_of", "positive_int", "fraction",
+    "did_you_mean", "one_line",
 ]
 
 
@@ -90,6 +91,18 @@ class DecodeError(RuntimeError):
         return (type(self), (self.path, self.errors))
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: its folder and the step of its last checkpoint (-1: none yet), so
+    the command line can print how to continue it. Exit status 130, like any interrupt."""
+
+    def __init__(self, output_dir: str, step: int = -1, message: str = "") -> None:
+        self.output_dir, self.step = str(output_dir), int(step)
+        super().__init__(message or f"interrupted; the run folder is {self.output_dir}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.output_dir, self.step, str(self)))
+
+
 # what the command line reports as `error: ...` with exit status 2 (anything else is a bug)
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CheckpointError, AdapterError,
                                                 DecodeError)
@@ -130,11 +143,12 @@ def one_of(key: str, value: Any, choices: Sequence[Any]) -> Problem | None:
                    f"{did_you_mean(value, choices)}", key)
 
 
-def did_you_mean(word: Any, candidates: Iterable[Any]) -> str:
-    """' (did you mean X?)' for the closest candidate by spelling, or '' when none is close."""
+def did_you_mean(word: Any, candidates: Iterable[Any], prefix: str = "") -> str:
+    """' (did you mean X?)' for the closest candidate by spelling (named `prefix` + X, e.g. the
+    dotted key "train.lr"), or '' when none is close."""
     names = [str(c) for c in candidates]
     close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 # ----------------------------------------------------------------------------- messages

@@ -1,6 +1,9 @@
 """What the commands share: their argument parsers, configs found by path or by shipped name, and
 the run name a config gives its default output folder.
 
+`precheck_run` answers the mistakes a run would stop on (the data, the run folder) before the
+engine loads torch; `resume_command` is what an interrupted run prints.
+
 A CONFIG argument is a YAML file, or the name of a config shipped with the package:
 `<folder>/<name>` as under the repository's configs/ (`ssv2/adaptmlp`, `.yaml` optional). The
 shipped configs are `videopeft/configs/`: in a checkout a symlink to the repository's configs/
@@ -12,15 +15,24 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import shlex
+import sys
 import textwrap
 from pathlib import Path
 
+from videopeft.config import RunConfig
+from videopeft.data.preflight import check_num_classes, read_split
 from videopeft.errors import ConfigError
+from videopeft.run_folder import folder_verdict, inspect_folder
 
 from .keys import config_keys_help
 
 __all__ = ["CONFIG_DIR", "shipped_configs", "find_config", "run_name_of", "command_parser",
-           "add_config_arguments"]
+           "add_config_arguments", "add_overwrite_argument", "precheck_run", "resume_command",
+           "OVERWRITE_HELP"]
+
+OVERWRITE_HELP = ("when output_dir holds another run (or files that are not a run), move its "
+                  "contents aside to <output_dir>.old-<time> first; nothing is deleted")
 
 CONFIG_DIR = (Path(__file__).resolve().parents[1] / "configs").resolve()
 _SUFFIX = ".yaml"
@@ -89,6 +101,43 @@ def command_parser(doc: str, prog: str | None, *, config_keys: bool = False
         epilog = f"{shipped}\n\n{config_keys_help()}"
     return argparse.ArgumentParser(prog=prog, description=doc, epilog=epilog,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser, help_text: str = OVERWRITE_HELP
+                           ) -> None:
+    """--overwrite: the one way to reuse a folder that holds another run (README, "Run folders")."""
+    parser.add_argument("--overwrite", action="store_true", help=help_text)
+
+
+def precheck_run(cfg: RunConfig, splits: dict[str, bool], out_dir: str | os.PathLike | None, *,
+                 overwrite: bool = False, resumable: bool = True, num_classes: int = 0) -> None:
+    """What the engine would refuse, answered before torch loads: each split read (`splits`:
+    {split: trained on}; a layout that does not fit, no videos, missing files with
+    ``data.on_missing: error``), the class count, and the verdict on `out_dir` (None: a new
+    timestamped folder). Reads only; the engine's main rank checks again and acts."""
+    first = None
+    for split, train in splits.items():
+        found = read_split(cfg.data, split, train=train)
+        first = first or found
+    if first is not None:
+        check_num_classes(num_classes, first.classes)
+    if out_dir:
+        folder_verdict(inspect_folder(out_dir), cfg, resume=resumable and bool(cfg.train.resume),
+                       overwrite=overwrite, resumable=resumable)
+
+
+def resume_command(prog: str | None, argv: list[str] | None, output_dir: str) -> str:
+    """The command that continues an interrupted run: the same one with ``output_dir=DIR`` and
+    ``train.resume=auto`` (and without --overwrite, which would move the run aside)."""
+    if prog:
+        head = prog.split()
+    else:  # tools/<name>.py or python -m videopeft
+        head = [Path(sys.executable).name, sys.argv[0]] if sys.argv[0].endswith(".py") else \
+            [sys.argv[0]]
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept = [a for a in args if a != "--overwrite"
+            and not a.startswith(("output_dir=", "train.resume="))]
+    return shlex.join([*head, *kept, f"output_dir={output_dir}", "train.resume=auto"])
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, overrides_help: str) -> None:

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videopeft.constants import LAYOUTS, SPLITS
-from videopeft.errors import ConfigError, check, one_of
+from videopeft.errors import ConfigError, check, did_you_mean, one_of
 
 __all__ = ["VideoRecord", "read_annotations", "VIDEO_EXTENSIONS", "SSV2_PREFIX",
            "SSV2_SPLIT_FILES", "SSV2_LABELS_FILE", "ssv2_class_name", "ssv2_video_name",
            "HMDB_SPLITS", "HMDB_SPLIT_CODES", "HMDB_SPLIT_MARK", "hmdb_split_suffix",
            "KINETICS_SPLIT_FILES", "KINETICS_FIELDS", "kinetics_label", "kinetics_video_name",
-           "LIST_SPLIT_FILES", "LIST_CLASSES_FILE", "annotation_files"]
+           "LIST_SPLIT_FILES", "LIST_CLASSES_FILE", "LIST_FORMAT", "annotation_files",
+           "guess_layout", "folder_summary"]
 
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".avi", ".mkv", ".mov", ".m4v")
 
@@ -42,9 +43,16 @@ HMDB_SPLIT_MARK = "_test_split"
 KINETICS_SPLIT_FILES = {"train": "train.csv", "val": "validate.csv"}
 KINETICS_FIELDS = ("label", "youtube_id", "time_start", "time_end")
 
-# the VideoMAE/AdaptFormer list: "<path> <label>" lines, the first of each split's names found
+# the VideoMAE/AdaptFormer list, the first of each split's names found, with classes.txt beside it
 LIST_SPLIT_FILES = {split: (f"{split}.txt", f"{split}.csv") for split in SPLITS}
 LIST_CLASSES_FILE = "classes.txt"
+LIST_FORMAT = """\
+one video per line: <path> <label> [<class name>]
+  columns: separated by a tab, or else by any run of spaces (with tabs a path may hold spaces)
+  path:    relative to data.root, or absolute
+  label:   the class index (0-based), or a class name listed in classes.txt
+  class name (optional): checked against classes.txt; without classes.txt it names the index
+classes.txt beside the list: one class name per line, line k = class k; blank lines ignored"""
 
 
 def ssv2_class_name(template: str) -> str:
@@ -86,16 +94,56 @@ def _check_split(split: str) -> None:
                           key="split")
 
 
-def _existing_file(path: Path) -> Path:
+def guess_layout(folder: Path) -> str | None:
+    """The layout whose files `folder` holds (None when it holds none of them)."""
+    if not folder.is_dir():
+        return None
+    names = {p.name for p in folder.iterdir()}
+    if names & {SSV2_LABELS_FILE, *SSV2_SPLIT_FILES.values()}:
+        return "ssv2"
+    if any(HMDB_SPLIT_MARK in n and n.endswith(".txt") for n in names):
+        return "hmdb51"
+    for name in KINETICS_SPLIT_FILES.values():
+        if name in names:
+            with (folder / name).open() as handle:
+                if handle.readline().startswith(",".join(KINETICS_FIELDS)):
+                    return "kinetics"
+    if names & {n for files in LIST_SPLIT_FILES.values() for n in files}:
+        return "list"
+    return None
+
+
+def folder_summary(folder: Path, limit: int = 4) -> str:
+    """'holds train.txt, val.txt, classes.txt' (the first few names), or 'is empty'."""
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return "is empty"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"holds {', '.join(names[:limit])}{more}"
+
+
+def _not_found(path: Path, layout: str, what: str = "annotation file not found") -> ConfigError:
+    """A missing annotation file; when its folder holds another layout's files, say which."""
+    folder = path if path.is_dir() else path.parent
+    hint = ""
+    if folder.is_dir():
+        guess = guess_layout(folder)
+        hint = f"; the folder {folder_summary(folder)}"
+        if guess and guess != layout:
+            hint += f": layout {guess}?"
+    return ConfigError(f"{what} for layout {layout}{hint}", where=str(path))
+
+
+def _existing_file(path: Path, layout: str) -> Path:
     if not path.is_file():
-        raise ConfigError("annotation file not found", where=str(path))
+        raise _not_found(path, layout)
     return path
 
 
 def _load_json(path: Path) -> object:
-    """Parse a JSON file; syntax errors name the file and line."""
+    """Parse an SSv2 JSON file; syntax errors name the file and line."""
     try:
-        return json.loads(_existing_file(path).read_text())
+        return json.loads(_existing_file(path, "ssv2").read_text())
     except json.JSONDecodeError as err:
         raise ConfigError(f"invalid JSON: {err.msg}", where=f"{path}:{err.lineno}") from None
 
@@ -158,7 +206,7 @@ def _read_hmdb51(root: Path, annotation: Path, split: str,
     suffix = hmdb_split_suffix(hmdb_split)
     folder, files = _hmdb51_files(annotation, hmdb_split)
     if not files:
-        raise ConfigError(f"no '*{suffix}' split files", where=str(folder))
+        raise _not_found(folder, "hmdb51", f"no '*{suffix}' split files")
     classes = [f.name[:-len(suffix)] for f in files]  # sorted names = mmaction2's class index
     want, records = HMDB_SPLIT_CODES[split], []
     for label, (name, path) in enumerate(zip(classes, files)):
@@ -182,7 +230,7 @@ def _read_hmdb51(root: Path, annotation: Path, split: str,
 def _read_kinetics_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) for each data row of a Kinetics CSV, header checked."""
     rows = []
-    with _existing_file(path).open(newline="") as handle:
+    with _existing_file(path, "kinetics").open(newline="") as handle:
         reader = csv.reader(handle)
         header = [h.strip() for h in next(reader, [])]
         if tuple(header[:4]) != KINETICS_FIELDS:
@@ -239,31 +287,76 @@ def _list_files(annotation: Path, split: str) -> tuple[Path, Path]:
     return path, path.parent / LIST_CLASSES_FILE
 
 
-def _read_list(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
-    path, classes_file = _list_files(annotation, split)
-    classes = ([ln.strip() for ln in classes_file.read_text().splitlines() if ln.strip()]
-               if classes_file.is_file() else [])
-    records = []
-    for lineno, line in enumerate(_existing_file(path).read_text().splitlines(), start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        parts = line.split(" ")
-        if len(parts) != 2 or not parts[0]:
-            raise ConfigError(f"expected '<path> <label>', got {line!r}", where=where)
-        name, raw = parts
-        if not raw.isdigit():
-            raise ConfigError(f"expected a non-negative integer, got {raw!r}", key="label",
-                              where=where)
+def _list_columns(line: str) -> list[str]:
+    """A list line's columns: split at tabs when it has any (paths may then hold spaces), else
+    at any run of spaces."""
+    if "\t" in line:
+        return [c.strip() for c in line.strip().split("\t") if c.strip()]
+    return line.split()
+
+
+def _class_names(classes_file: Path) -> list[str]:
+    """classes.txt: one class name per line, in index order (blank lines ignored)."""
+    if not classes_file.is_file():
+        return []
+    return [ln.strip() for ln in classes_file.read_text().splitlines() if ln.strip()]
+
+
+def _list_label(raw: str, classes: list[str], classes_file: Path, where: str) -> int:
+    """A list line's label: an integer index, or a class name of classes.txt."""
+    if raw.isdigit():
         label = int(raw)
         if classes and label >= len(classes):
             raise ConfigError(f"label {label} not in the class map ({classes_file.name} has "
                               f"{len(classes)} classes)", where=where)
-        video = Path(name)
+        return label
+    if raw.lstrip("-").isdigit():
+        raise ConfigError(f"expected a non-negative integer or a class name, got {raw!r}",
+                          key="label", where=where)
+    if raw.lower().endswith(VIDEO_EXTENSIONS):
+        raise ConfigError(f"expected a label, got {raw!r} (a path with spaces? separate the "
+                          f"columns with a tab)", where=where)
+    if not classes:
+        raise ConfigError(f"label {raw!r} is a class name, but there is no {classes_file.name} "
+                          f"beside the list to number the classes (write {classes_file}, one "
+                          f"class per line in index order, or give integer labels)", where=where)
+    if raw not in classes:
+        more = f", ... ({len(classes)} in all)" if len(classes) > 5 else ""
+        hint = did_you_mean(raw, classes) or f" (its classes: {', '.join(classes[:5])}{more})"
+        raise ConfigError(f"label {raw!r} is not a class of {classes_file}{hint}", where=where)
+    return classes.index(raw)
+
+
+def _read_list(root: Path, annotation: Path, split: str) -> tuple[list[VideoRecord], list[str]]:
+    """A list file: ``<path> <label> [<class name>]`` per line (`LIST_FORMAT`)."""
+    path, classes_file = _list_files(annotation, split)
+    classes = _class_names(classes_file)
+    records, named = [], {}  # named: index -> the class name a third column gave it
+    for lineno, line in enumerate(_existing_file(path, "list").read_text().splitlines(), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        columns = _list_columns(line)
+        if len(columns) < 2:
+            raise ConfigError(f"expected '<path> <label>', got {line!r}", where=where)
+        if len(columns) > 3:
+            tab = "" if "\t" in line else " (a path with spaces? separate the columns with a tab)"
+            raise ConfigError(f"expected '<path> <label> [<class name>]', got {len(columns)} "
+                              f"columns{tab}", where=where)
+        label = _list_label(columns[1], classes, classes_file, where)
+        if len(columns) == 3:
+            name = columns[2]
+            known = classes[label] if classes else named.setdefault(label, name)
+            if name != known:
+                source = classes_file.name if classes else "an earlier line"
+                raise ConfigError(f"class name {name!r} for label {label}, but {source} names it "
+                                  f"{known!r}", where=where)
+        video = Path(columns[0])
         records.append(VideoRecord(str(video if video.is_absolute() else root / video), label))
     if not classes:
-        classes = [str(i) for i in range(max((r.label for r in records), default=-1) + 1)]
+        classes = [named.get(i, str(i))
+                   for i in range(max((r.label for r in records), default=-1) + 1)]
     return records, classes
 
 

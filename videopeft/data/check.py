@@ -14,15 +14,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from videopeft._lazy import lazy_module
 from videopeft.constants import SPLITS
 from videopeft.data.annotations import (HMDB_SPLIT_MARK, KINETICS_FIELDS, SSV2_PREFIX,
-                                        VIDEO_EXTENSIONS, VideoRecord, read_annotations)
-from videopeft.data.decoders import open_video, probe_warnings
+                                        VIDEO_EXTENSIONS, VideoRecord, folder_summary,
+                                        guess_layout, read_annotations)
 from videopeft.data.manifest import Manifest
 from videopeft.errors import ConfigError, DecodeError
 
-__all__ = ["check_videos", "CheckResult"]
+__all__ = ["check_videos", "check_jobs", "CheckResult"]
 
+decoders = lazy_module("videopeft.data.decoders")  # torch: only when a video is probed
 _HMDB_SPLIT_NUMBER = re.compile(rf"{HMDB_SPLIT_MARK}(\d+)$")
 
 
@@ -64,9 +66,26 @@ def _hmdb_split_of(target: Path) -> int:
     return int(found.group(1))
 
 
-def _check_jobs(target: Path, layout: str, root: str,
-                hmdb_split: int) -> list[tuple[str, VideoRecord]]:
-    """(split, record) for every video named by an annotation file or folder."""
+def check_jobs(target: str | os.PathLike, layout: str = "", root: str = "",
+               hmdb_split: int = 1) -> list[tuple[str, VideoRecord]]:
+    """(split, record) for every video named by an annotation file or folder, or found under a
+    folder without `layout`. Torch-free: a command line lists the jobs (and stops on a missing
+    target or an empty list) before the decoders load."""
+    target = Path(target)
+    jobs = _list_jobs(target, layout, root, hmdb_split)
+    if not jobs and target.is_dir() and not layout:
+        guess = guess_layout(target)
+        hint = (f"; it holds {guess} annotation files: pass --layout {guess} --root VIDEOS"
+                if guess else f"; the folder {folder_summary(target)}")
+        raise ConfigError(f"no video files found (extensions {', '.join(VIDEO_EXTENSIONS)})"
+                          f"{hint}", where=str(target))
+    if not jobs:
+        raise ConfigError("the annotation lists no videos", where=str(target))
+    return jobs
+
+
+def _list_jobs(target: Path, layout: str, root: str,
+               hmdb_split: int) -> list[tuple[str, VideoRecord]]:
     if not target.exists():
         raise ConfigError("no such annotation file or folder", where=str(target))
     if target.is_dir() and not layout:
@@ -86,23 +105,26 @@ def _check_jobs(target: Path, layout: str, root: str,
 def _probe(path: str, backend: str, full: bool) -> tuple[str, list[str]]:
     """Decode a video's first, middle and last frame (all if `full`): the backend that read it
     and its `probe_warnings`, or DecodeError."""
-    with open_video(path, backend) as video:
+    with decoders.open_video(path, backend) as video:
         n = video.num_frames
         video.get(range(n) if full else sorted({0, n // 2, n - 1}))
-        return video.backend, probe_warnings(video)
+        return video.backend, decoders.probe_warnings(video)
 
 
 def check_videos(target: str | os.PathLike, *, layout: str = "", root: str = "",
                  backend: str = "auto", hmdb_split: int = 1, full: bool = False,
                  manifest_path: str | os.PathLike = "manifest.json",
-                 progress: bool = True) -> CheckResult:
+                 progress: bool = True,
+                 jobs: list[tuple[str, VideoRecord]] | None = None) -> CheckResult:
     """Probe every video of an annotation (or every video file under a folder); write the manifest.
 
     With a folder and no `layout`, every file with a video extension is probed (split "files");
     otherwise the annotation is read (layout guessed from its name when empty) and both splits'
-    videos are probed (a split file alone: its own split).
+    videos are probed (a split file alone: its own split). `jobs` (from `check_jobs`) skips
+    listing them again. ConfigError when there is nothing to check.
     """
-    jobs = _check_jobs(Path(target), layout, root, hmdb_split)
+    if jobs is None:
+        jobs = check_jobs(target, layout, root, hmdb_split)
     manifest = Manifest()
     backends: dict[str, int] = {}
     for split, record in tqdm(jobs, desc="checking videos", unit="video", disable=not progress):

@@ -34,13 +34,14 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from videopeft.config import DataConfig
-from videopeft.data.annotations import VideoRecord, read_annotations
+from videopeft.data.annotations import VideoRecord
 from videopeft.data.decoders import DecodeOptions, Video, open_video, probe_warnings
 from videopeft.data.manifest import Manifest
+from videopeft.data.preflight import read_split
 from videopeft.data.sampling import sample_dense, sample_segments
 from videopeft.data.transforms import (build_eval_transform, build_train_transform,
                                        decode_short_side)
-from videopeft.errors import ConfigError, DecodeError
+from videopeft.errors import DecodeError
 
 __all__ = ["TrainClipDataset", "EvalVideoDataset", "eval_collate", "collate_train", "pack_crops",
            "build_dataset", "clip_indices"]
@@ -250,12 +251,10 @@ def collate_train(batch: list[tuple[Any, int, int]]) -> tuple[Any, torch.Tensor,
 def build_dataset(cfg: DataConfig, split: str, train: bool, manifest: Manifest,
                   views_temporal: int = 1, views_spatial: int = 1,
                   short_side: int = 0) -> tuple[Dataset, list[str]]:
-    """The dataset of one split: train clips (train=True) or multi-view eval videos."""
-    records, classes = read_annotations(cfg.layout, cfg.root, cfg.annotation, split,
-                                        cfg.hmdb_split)
-    if not records:
-        raise ConfigError(f"split {split!r} of {cfg.layout} at {cfg.annotation or cfg.root} "
-                          f"has no videos", key="data.annotation")
+    """The dataset of one split: train clips (train=True) or multi-view eval videos. The split is
+    read by `preflight.read_split`: a training split leaves out missing files by default."""
+    found = read_split(cfg, split, train=train)  # data.on_missing applies (preflight.py)
+    records, classes = found.records, found.classes
     if train:
         return TrainClipDataset(records, cfg, manifest, split=split), classes
     return EvalVideoDataset(records, cfg, views_temporal, views_spatial, short_side, manifest,

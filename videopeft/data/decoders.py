@@ -30,6 +30,7 @@ the PyAV reader already holds and other backends get from one header-only PyAV o
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -47,6 +48,7 @@ except ImportError:
     pass
 
 from videopeft.constants import AUTO_ORDER, BACKENDS
+from videopeft.data.native_log import native_stderr_to_log
 from videopeft.errors import ConfigError, DecodeError, one_line
 
 __all__ = ["DecodeError", "DecodeOptions", "Video", "VideoHeader", "open_video", "decode",
@@ -125,6 +127,8 @@ def _module(backend: str) -> Any | None:
     except (RuntimeError, OSError) as err:
         _UNUSABLE[backend] = f"installed but cannot load its libraries ({one_line(err)})"
         return None
+    if backend == "decord":  # FFmpeg's console lines ("moov atom not found"); its own C++ lines
+        module.logging.set_level(module.logging.QUIET)  # are caught by native_stderr_to_log
     if backend == "torchcodec" and getattr(importlib.import_module("torchcodec"),
                                            "ffmpeg_major_version", 0) is None:
         _UNUSABLE[backend] = ("installed but found no FFmpeg shared libraries (libavutil.so.56-61 "
@@ -345,7 +349,8 @@ class Video:
         while self._todo:
             name = self._todo.pop(0)
             try:
-                self._reader = _OPENERS[name](self.path, self.options)
+                with native_stderr_to_log(_log) if name == "decord" else contextlib.nullcontext():
+                    self._reader = _OPENERS[name](self.path, self.options)
             except Exception as err:  # any backend failure means: try the next backend
                 self.errors[name] = one_line(err)
                 _log.debug("%s: %s cannot open it (%s)", self.path, name, self.errors[name])

@@ -15,57 +15,59 @@ from typing import Any, ContextManager
 
 import torch
 import torch.nn as nn
-import yaml
 from timm.layers import trunc_normal_
 
 from videopeft import peft
-from videopeft.config import RunConfig, config_to_dict
+from videopeft.config import RunConfig
 from videopeft.constants import AMPS
 from videopeft.errors import ConfigError
 from videopeft.models import create_model, load_pretrained
 from videopeft.models.flops import forward_flops
+from videopeft.data.preflight import check_data, check_num_classes
+from videopeft.run_folder import changed_settings, claim_run_folder, inspect_folder, unique_path
 
 from . import distributed as dist
 
-__all__ = ["Precision", "resolve_precision", "resolve_output_dir", "build_backbone", "build_model",
-           "count_params", "gflops_per_view", "peak_memory_mb", "resolve_num_classes"]
+__all__ = ["Precision", "resolve_precision", "resolve_output_dir", "prepare_run", "build_backbone",
+           "build_model", "count_params", "gflops_per_view", "peak_memory_mb",
+           "resolve_num_classes"]
 
 _log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- output folder
 
-def resolve_output_dir(cfg: RunConfig, run_name: str, suffix: str = "") -> Path:
-    """The run folder: `cfg.output_dir`, else ``runs/<run_name><suffix>-<time>`` (same on every rank).
+def resolve_output_dir(cfg: RunConfig, run_name: str, suffix: str = "",
+                       parent: str | Path | None = None) -> Path:
+    """The run folder: `cfg.output_dir`, else ``runs/<run_name><suffix>-<time>`` (the same on every
+    rank; ``-2``, ``-3`` ... when that name exists already); with `parent`, always a new
+    ``<parent>/<run_name><suffix>-<time>`` (an evaluation inside the run it evaluates).
 
     With ``train.resume: auto`` and no output_dir, the newest existing ``runs/<run_name>-*`` that
-    holds checkpoints is reused, so re-running the same command continues the run.
+    holds checkpoints of the same run (`videopeft.run_folder.changed_settings` finds no key) is
+    reused, so re-running the same command continues the run.
     """
-    if cfg.output_dir:
+    if cfg.output_dir and parent is None:
         return Path(cfg.output_dir)
     path = None
     if dist.is_main():
-        base = Path("runs")
-        if cfg.train.resume == "auto" and not suffix and base.is_dir():
-            previous = sorted((p for p in base.glob(f"{run_name}-*")
-                               if (p / "checkpoints").is_dir() and _same_run(p, cfg)),
+        base = Path("runs") if parent is None else Path(parent)
+        if cfg.train.resume == "auto" and not suffix and parent is None and base.is_dir():
+            previous = sorted((p for p in base.glob(f"{run_name}-*") if _same_run(p, cfg)),
                               key=lambda p: p.stat().st_mtime)
             if previous:
                 path = previous[-1]
                 _log.info("resume: auto: continuing %s", path)
         if path is None:
-            path = base / f"{run_name}{suffix}-{time.strftime('%Y%m%d-%H%M%S')}"
+            path = unique_path(base / f"{run_name}{suffix}-{time.strftime('%Y%m%d-%H%M%S')}")
     return Path(dist.broadcast_object(str(path) if path else None))
 
 
 def _same_run(folder: Path, cfg: RunConfig) -> bool:
-    """Does `folder/config.yaml` describe the same data, model and method as `cfg`?"""
-    try:
-        saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return False
-    now = config_to_dict(cfg)
-    return all(saved.get(k) == now[k] for k in ("data", "model", "method"))
+    """Does `folder` hold checkpoints of a run with `cfg`'s settings (resume and length aside)?"""
+    state = inspect_folder(folder)
+    return state.has_checkpoints and state.config is not None \
+        and not changed_settings(state.config, cfg)
 
 
 # ----------------------------------------------------------------------------- precision
@@ -108,28 +110,48 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
 # ----------------------------------------------------------------------------- model
 
 def resolve_num_classes(cfg: RunConfig, class_names: list[str]) -> int:
-    """model.num_classes, or the dataset's class count when it is 0; a mismatch is a ConfigError."""
-    n = cfg.model.num_classes or len(class_names)
-    if class_names and n != len(class_names):
-        raise ConfigError(f"expected {len(class_names)} (the dataset's classes), got "
-                          f"{cfg.model.num_classes}", key="model.num_classes")
-    return n
+    """model.num_classes, or the dataset's class count when it is 0; a mismatch is a ConfigError
+    (`videopeft.data.preflight.check_num_classes`)."""
+    return check_num_classes(cfg.model.num_classes, class_names)
 
 
-def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = True) -> nn.Module:
-    """create_model from the config (+ `model.pretrained` via load_pretrained; its report is logged),
-    then the head re-drawn when `model.head_init_std` > 0.
+# ----------------------------------------------------------------------------- before a run
+
+def prepare_run(out_dir: Path, cfg: RunConfig, splits: dict[str, bool], info: dist.DistInfo, *,
+                overwrite: bool = False, num_classes: int = 0, resumable: bool = True) -> None:
+    """Before anything is written: the main rank reads every split (`check_data`: `splits` maps
+    each to whether it is trained on; one warning for missing files and short videos) and claims
+    `out_dir` (`claim_run_folder`); every rank raises the same ConfigError when either is
+    refused. `resumable=False` for an evaluation, which never continues a folder."""
+    problems = None
+    if info.is_main:
+        try:
+            check_data(cfg.data, splits, num_classes=num_classes)
+            claim_run_folder(out_dir, cfg, resume=resumable and bool(cfg.train.resume),
+                             overwrite=overwrite, resumable=resumable)
+        except ConfigError as err:
+            problems = err.problems
+    problems = dist.broadcast_object(problems)
+    if problems:
+        raise ConfigError(*problems)
+
+
+def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = True,
+                   weights: str | None = None) -> nn.Module:
+    """create_model from the config (+ `model.pretrained`, or `weights` when given, via
+    load_pretrained; its report is logged), then the head re-drawn when `model.head_init_std` > 0.
 
     `load_weights=False` builds the architecture only, for weights loaded from another file.
     """
     m = cfg.model
+    weights = m.pretrained if weights is None else weights
     kwargs: dict[str, Any] = dict(patch_size=m.patch_size, drop_path_rate=m.drop_path_rate,
                                   use_checkpoint=m.use_checkpoint)
     kwargs.update(m.overrides)
     model = create_model(m.name, num_classes=num_classes, num_frames=cfg.data.num_frames,
                          img_size=cfg.data.img_size, tubelet_size=m.tubelet_size, **kwargs)
-    if load_weights and m.pretrained:
-        load_pretrained(model, m.pretrained, pos_policy=m.pos_policy)
+    if load_weights and weights:
+        load_pretrained(model, weights, pos_policy=m.pos_policy)
     if m.head_init_std > 0 and isinstance(model.head, nn.Linear):
         # AdaptFormer re-draws the head weight after loading ("following MoCo v3"; the bias keeps
         # its value): ShoufaChen/AdaptFormer:main_video.py, trunc_normal_(head.weight, std=0.01)
@@ -138,12 +160,14 @@ def build_backbone(cfg: RunConfig, num_classes: int, *, load_weights: bool = Tru
     return model
 
 
-def build_model(cfg: RunConfig, num_classes: int) -> tuple[nn.Module, Any]:
-    """Backbone + pretrained weights + the PEFT method; returns (model, TrainableReport).
+def build_model(cfg: RunConfig, num_classes: int, *, weights: str | None = None
+                ) -> tuple[nn.Module, Any]:
+    """Backbone + pretrained weights (`weights`, default `model.pretrained`) + the PEFT method;
+    returns (model, TrainableReport).
 
     The method is applied before any DDP wrapping, so DDP only registers the trainable parameters.
     """
-    model = build_backbone(cfg, num_classes)
+    model = build_backbone(cfg, num_classes, weights=weights)
     report = peft.apply(model, cfg.method)
     return model, report
 

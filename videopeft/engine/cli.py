@@ -3,7 +3,8 @@
 A tool's `main(argv)` parses arguments, loads the config, calls one engine function and prints
 where the results went. `run_main(main)` turns the expected user errors (bad config, checkpoint,
 adapter or video) into ONE line ``error: ...`` on stderr and exit status 2, without a traceback;
-anything else is a bug and keeps its traceback.
+anything else is a bug and keeps its traceback. Ctrl-C is one line too (exit status 130): a run
+that was interrupted says how to continue it.
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         for line in lines:  # a config with several problems: one line each
             print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # a run's own message says how to continue it
+        if is_main_process():
+            print(f"error: {stop or 'interrupted'}", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)

@@ -13,8 +13,11 @@ Distributed: rank r scores videos r, r + world, ... (no padding, no duplicates);
 gathered and re-ordered by video index, so any world size gives the one-process numbers.
 
 Outputs (main rank, in the run folder): ``results.json`` (`RESULT_KEYS`), ``predictions.csv``
-(one row per video), ``plots/confusion_matrix.png``, ``manifest.json`` and ``run.json`` (see
-`run_record.py`; a training run writes its own).
+(one row per video: the prediction and the top-k classes with their fused probabilities),
+``plots/confusion_matrix.png``, ``manifest.json`` and ``run.json`` (see `run_record.py`; a
+training run writes its own). An evaluation is a run of its own: its folder must be new (or
+hold a run that stopped before its first checkpoint; `videopeft.run_folder`), never a training
+run's, and nothing is written before the data and the weights have loaded.
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ from videopeft.config import RunConfig, method_config, save_config
 from videopeft.constants import Fusion
 from videopeft.data import Manifest, build_dataset, eval_collate
 from videopeft.data.device_augment import normalize_clips, resolve_augment
-from videopeft.errors import AdapterError, CheckpointError, ConfigError
+from videopeft.data.preflight import read_split
+from videopeft.errors import USER_ERRORS, AdapterError, CheckpointError, ConfigError, one_line
 from videopeft.io import atomic_write_json, atomic_write_text
 from videopeft.models import load_pretrained
 from videopeft.peft.config import FullConfig, PeftConfig
@@ -44,14 +48,15 @@ from videopeft.peft.config import FullConfig, PeftConfig
 from . import distributed as dist
 from . import metrics as M
 from .builder import (Precision, build_backbone, build_model, count_params, gflops_per_view,
-                      resolve_num_classes, resolve_output_dir, resolve_precision)
+                      prepare_run, resolve_num_classes, resolve_output_dir, resolve_precision)
 from .checkpoint import FORMAT, load_checkpoint, load_model_state
 from .loaders import build_eval_loader
 from .report import plot_confusion_matrix
 from .run_record import RUN_RECORD, finish_run_record, start_run_record
 
 __all__ = ["ViewScores", "predict", "gather_scores", "score", "evaluate", "evaluate_model",
-           "results_record", "load_for_eval", "RESULT_KEYS"]
+           "results_record", "load_for_eval", "eval_backbone", "predictions_csv", "RESULT_KEYS",
+           "PREDICTION_TOPK"]
 
 _log = logging.getLogger(__name__)
 
@@ -179,23 +184,34 @@ def results_record(cfg: RunConfig, summary: dict, *, params: dict[str, int], gfl
     return record
 
 
-def predictions_csv(scores: ViewScores, summary: dict, dataset: Any,
-                    class_names: list[str]) -> str:
-    """One row per video: index, path, true label, predicted label and its fused score, ok flag."""
+PREDICTION_TOPK = 5  # classes per row of predictions.csv (fewer when there are fewer classes)
+
+
+def predictions_csv(scores: ViewScores, fusion: Fusion, dataset: Any,
+                    class_names: list[str], topk: int = PREDICTION_TOPK) -> str:
+    """One row per video: index, path, true label, ok flag, then the k best classes with their
+    fused probabilities: ``pred, pred_name, score`` (the prediction) and ``pred2, pred2_name,
+    score2`` ... (`metrics.fused_probabilities`; empty for a video that failed to decode)."""
+    k = min(topk, len(class_names))
+    ranks = [""] + [str(r) for r in range(2, k + 1)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "path", "label", "label_name", "pred", "pred_name", "score", "ok"])
-    fused = iter(zip(summary["pred"].tolist(), summary["scores"].max(dim=-1).values.tolist()
-                     if len(summary["scores"]) else []))
+    writer.writerow(["index", "path", "label", "label_name", "ok",
+                     *(col for r in ranks for col in (f"pred{r}", f"pred{r}_name", f"score{r}"))])
+    ok = scores.ok
+    probs = M.fused_probabilities(scores.logits[ok], fusion) if ok.any() else None
+    top = iter(zip(*probs.topk(k, dim=-1))) if probs is not None else iter(())
     records = getattr(dataset, "records", None)
-    for idx, label, ok in zip(scores.index.tolist(), scores.label.tolist(), scores.ok.tolist()):
+    for idx, label, good in zip(scores.index.tolist(), scores.label.tolist(), ok.tolist()):
         path = records[idx].path if records is not None else ""
-        if ok:
-            pred, s = next(fused)
-            writer.writerow([idx, path, label, class_names[label], pred, class_names[pred],
-                             f"{s:.6f}", 1])
+        row = [idx, path, label, class_names[label], int(good)]
+        if good:
+            values, classes = next(top)
+            for p, c in zip(values.tolist(), classes.tolist()):
+                row += [c, class_names[c], f"{p:.6f}"]
         else:
-            writer.writerow([idx, path, label, class_names[label], "", "", "", 0])
+            row += [""] * (3 * k)
+        writer.writerow(row)
     return buf.getvalue()
 
 
@@ -203,8 +219,8 @@ def write_eval_outputs(out_dir: Path, record: dict, summary: dict, scores: ViewS
                        dataset: Any, class_names: list[str]) -> None:
     """results.json, predictions.csv and plots/confusion_matrix.png (call on the main rank)."""
     atomic_write_json(out_dir / "results.json", record)
-    atomic_write_text(out_dir / "predictions.csv", predictions_csv(scores, summary, dataset,
-                                                                   class_names))
+    atomic_write_text(out_dir / "predictions.csv", predictions_csv(scores, record["fusion"],
+                                                                   dataset, class_names))
     title = (f"{record['split']}: video top-1 {record['video_top1']:.1f}% "
              f"({record['fusion']}, {record['views']['temporal']}x{record['views']['spatial']} views)")
     plot_confusion_matrix(summary["confusion"], class_names, out_dir / "plots" / "confusion_matrix.png",
@@ -213,24 +229,30 @@ def write_eval_outputs(out_dir: Path, record: dict, summary: dict, scores: ViewS
 
 # ----------------------------------------------------------------------------- loading weights
 
-def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: int
-                  ) -> tuple[nn.Module, PeftConfig]:
+def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: int, *,
+                  backbone: str | None = None) -> tuple[nn.Module, PeftConfig]:
     """Build the model of `cfg` and put the weights of `checkpoint` in it; returns (model, method).
 
     `checkpoint` may be:
-      * a training checkpoint (``last.pt`` / ``best.pt``): backbone from `model.pretrained`, the
-        method applied, then its trainable tensors loaded (every one must match);
+      * a training checkpoint (``last.pt`` / ``best.pt``): the method applied to the backbone
+        training used (`eval_backbone`), then its trainable tensors loaded (every one must match);
       * an adapter file (``.safetensors`` written by `peft.save_adapter`): the method stored in the
-        adapter is applied and the adapter loaded (its backbone fingerprint is checked);
+        adapter is applied to the backbone it records (`eval_backbone`) and the adapter loaded
+        (its backbone fingerprint is checked);
       * any other weight file `load_pretrained` reads (a merged or fully fine-tuned model):
         loaded into the plain backbone, no method applied.
+    A checkpoint or adapter trained at other frames or another size than `cfg.data` is
+    evaluated as asked, with a warning.
     """
     path = Path(checkpoint)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
     torch.manual_seed(cfg.seed)  # a randomly initialised backbone is rebuilt as training built it
     if path.suffix == ".safetensors" and _is_adapter(path):
-        model = build_backbone(cfg, num_classes)
+        meta = peft.read_adapter_metadata(path)
+        _warn_other_clip(cfg, meta, path)
+        model = build_backbone(cfg, num_classes, weights=eval_backbone(cfg, meta.get("model"),
+                                                                         path, backbone))
         meta = peft.load_adapter(model, path)  # applies the file's method, checks the backbone
         method = method_config(meta["method"])
         if method.name != cfg.method.name:
@@ -239,12 +261,49 @@ def load_for_eval(cfg: RunConfig, checkpoint: str | os.PathLike, num_classes: in
         return model, method
     if _is_train_state(path):
         state = load_checkpoint(path)
-        model, _ = build_model(cfg, num_classes)
+        saved = state.get("config") or {}
+        _warn_other_clip(cfg, saved.get("data") or {}, path)
+        model, _ = build_model(cfg, num_classes,
+                               weights=eval_backbone(cfg, saved.get("model"), path, backbone))
         load_model_state(model, state["model"], source=str(path))
         return model, cfg.method
     model = build_backbone(cfg, num_classes, load_weights=False)
     load_pretrained(model, path)
     return model, FullConfig()
+
+
+def eval_backbone(cfg: RunConfig, trained: dict | None, source: Path,
+                  backbone: str | None = None) -> str:
+    """The backbone weights to evaluate `source` on, as `infer` picks them: `backbone` (a
+    model.pretrained given on eval's command line), else the file training used (`trained`: the
+    adapter's or checkpoint's model record; "" = a seeded random backbone), else, when that file
+    is gone or nothing is recorded, the config's model.pretrained."""
+    if backbone is not None:
+        return backbone
+    if trained is None or "pretrained" not in trained:
+        return cfg.model.pretrained
+    recorded = trained["pretrained"] or ""
+    if not recorded or Path(recorded).exists():
+        if recorded != cfg.model.pretrained:
+            _log.info("%s: backbone %s, as in training (the config's model.pretrained is %s)",
+                      source, recorded or "(random, seeded)", cfg.model.pretrained or "empty")
+        return recorded
+    if cfg.model.pretrained:
+        _log.warning("%s: trained on backbone %s, which is not there; using the config's "
+                     "model.pretrained %s", source, recorded, cfg.model.pretrained)
+        return cfg.model.pretrained
+    raise CheckpointError(f"{source}: backbone weights {recorded} (recorded in training) not "
+                          f"found; pass model.pretrained=PATH")
+
+
+def _warn_other_clip(cfg: RunConfig, trained: dict, source: Path) -> None:
+    """Warn when `cfg.data` asks for other frames or another size than training used."""
+    was = (trained.get("num_frames"), trained.get("img_size"))
+    now = (cfg.data.num_frames, cfg.data.img_size)
+    if None not in was and tuple(was) != now:
+        _log.warning("%s was trained on clips of %d frames x %d px and is evaluated at %d x %d "
+                     "(data.num_frames, data.img_size): the position table is %sd for the new "
+                     "grid and accuracy may differ", source, *was, *now, cfg.model.pos_policy)
 
 
 def _is_adapter(path: Path) -> bool:
@@ -271,24 +330,43 @@ def _is_train_state(path: Path) -> bool:
 def evaluate(cfg: RunConfig, model: nn.Module | None = None,
              checkpoint: str | os.PathLike | None = None, *, output_dir: str | os.PathLike | None = None,
              run_name: str = "eval", progress: bool = True, run_record: bool = True,
-             training: dict | None = None) -> dict:
+             training: dict | None = None, backbone: str | None = None,
+             overwrite: bool = False, parent_dir: str | os.PathLike | None = None) -> dict:
     """Evaluate a model on `cfg.eval.split` with `cfg.eval`'s views and fusion; write the outputs.
 
     Pass either a built `model` (training's final evaluation) or a `checkpoint` path (see
-    `load_for_eval`). Returns the results.json dict (on every rank). Raises ConfigError,
-    CheckpointError or AdapterError before any video is decoded when inputs do not fit.
-    `run_record=False` leaves run.json to the caller (a training run records its own).
+    `load_for_eval`; `backbone` overrides the backbone weights training recorded). Returns the
+    results.json dict (on every rank). Raises ConfigError, CheckpointError or AdapterError before
+    anything is written when inputs do not fit.
+
+    The outputs go to `output_dir`, else a new ``<parent_dir>/<run_name>-<time>`` (the command
+    line's ``RUN/eval-<time>``), else `cfg.output_dir`, else ``runs/<run_name>-<time>``: a new
+    folder (`overwrite` moves an occupied one aside), never a training run's. With
+    `run_record=False` the caller owns the folder and writes run.json (a training run's final
+    evaluation).
     """
     if model is None and checkpoint is None:
         raise ConfigError("evaluate: give a model or checkpoint=PATH")
     owns_group = not torch.distributed.is_initialized()
     info = dist.init_distributed(cfg.device)
     facts, finished = None, False  # run.json while it is being written; the run's outcome
+    out_dir: Path | None = None
     try:
-        out_dir = Path(output_dir) if output_dir else resolve_output_dir(cfg, run_name)
+        method = cfg.method
+        if model is None:  # the data and the weights first: a mistake leaves no folder behind
+            classes = read_split(cfg.data, cfg.eval.split, train=False).classes
+            model, method = load_for_eval(cfg, checkpoint, resolve_num_classes(cfg, classes),
+                                          backbone=backbone)
+        out_dir = Path(output_dir) if output_dir else resolve_output_dir(cfg, run_name,
+                                                                         parent=parent_dir)
+        if run_record:  # a run of its own: a new folder
+            prepare_run(out_dir, cfg, {cfg.eval.split: False}, info, overwrite=overwrite,
+                        num_classes=cfg.model.num_classes, resumable=False)
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out_dir / "config.yaml")
+            if run_record:
+                save_config(cfg, out_dir / "config.yaml")
+        dist.barrier()
         manifest = Manifest(out_dir / ".manifest_spool")
         facts = start_run_record(out_dir, cfg.data, [cfg.eval.split], info) if run_record \
             else None
@@ -299,10 +377,7 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
                                              views_temporal=cfg.eval.views_temporal,
                                              views_spatial=cfg.eval.views_spatial,
                                              short_side=cfg.eval.short_side)
-        num_classes = resolve_num_classes(cfg, class_names)
-        method = cfg.method
-        if model is None:
-            model, method = load_for_eval(cfg, checkpoint, num_classes)
+        resolve_num_classes(cfg, class_names)
         model = model.to(info.device)
         precision = resolve_precision(cfg.train.amp, info.device)
         params = count_params(model)
@@ -325,9 +400,13 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
                   record["num_videos"], record["num_failed"], out_dir)
         record["output_dir"] = str(out_dir)  # not written to results.json; for callers
         return record
-    finally:
+    except BaseException as err:
         if facts is not None and not finished:  # main rank only: no collectives after an error
-            finish_run_record(out_dir, facts, manifest, manifest.to_dict(), finished=False)
+            error = str(err) if isinstance(err, USER_ERRORS) else one_line(err)
+            finish_run_record(out_dir, facts, manifest, manifest.to_dict(), finished=False,
+                              error="interrupted" if isinstance(err, KeyboardInterrupt) else error)
+        raise
+    finally:
         if owns_group:
             dist.cleanup()
 

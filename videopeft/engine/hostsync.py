@@ -44,4 +44,4 @@ class LossWatch:
         step = int(self.step)
         if step >= 0:
             raise FloatingPointError(f"loss is {float(self.loss)} at step {step} (epoch "
-                                     f"{int(self.epoch)}); lower the lr or check the data")
+                                     f"{int(self.epoch) + 1}); lower the lr or check the data")

@@ -30,7 +30,7 @@ from videopeft.errors import AdapterError
 from videopeft.models import VideoViT, load_pretrained
 from videopeft.models.checkpoints import save_pretrained
 
-from .metrics import fuse_views
+from .metrics import fused_probabilities
 
 __all__ = ["model_from_adapter", "infer", "MultiTaskModel", "TaskModel", "merge_adapter",
            "MergeResult", "fold_head_bn", "plain_state_dict", "lora_layers"]
@@ -110,9 +110,7 @@ def _top_k(logits: torch.Tensor, fusion: str, classes: list[str], k: int
     softmax_mean and max fuse probabilities already; a logit_mean fusion is turned into
     probabilities by a softmax over the mean logits (same ranking).
     """
-    scores = fuse_views(logits.float().cpu(), fusion)
-    if fusion == "logit_mean":
-        scores = scores.softmax(dim=-1)
+    scores = fused_probabilities(logits.float().cpu(), fusion)
     top = scores.topk(min(k, scores.shape[-1]), dim=-1)
     return [[(classes[i], float(v)) for v, i in zip(vals, idx)]
             for vals, idx in zip(top.values.tolist(), top.indices.tolist())]

@@ -7,7 +7,9 @@ logger warns once and writes JSONL only. Lines are flushed as they are written, 
 everything it logged.
 
 On resume, `truncate_after(step)` drops the lines a killed run logged after its last checkpoint,
-so the log reads as one uninterrupted run. Torch-free: the tools import it before any work.
+so the log reads as one uninterrupted run; a run that starts afresh in a reused folder (an
+attempt that stopped before its first checkpoint) drops that attempt's lines with
+`drop_earlier_runs`. Torch-free: the tools import it before any work.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from videopeft.io import atomic_write_text
+from videopeft.io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["MetricsLogger", "read_jsonl", "setup_console_logging"]
 
@@ -91,6 +93,7 @@ class MetricsLogger:
         if not enabled:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._start = self.path.stat().st_size if self.path.is_file() else 0  # earlier runs' bytes
         self._file = open(self.path, "a", encoding="utf-8")
         if tensorboard:
             self._tb = _open_tensorboard(self.dir)
@@ -118,6 +121,16 @@ class MetricsLogger:
         self._file.close()
         keep = [e for e in read_jsonl(self.path) if e.get("step", 0) <= step]
         atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in keep))
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def drop_earlier_runs(self) -> None:
+        """Drop what was in log.jsonl before this logger opened it (a fresh start in a folder
+        whose earlier attempt stopped before its first checkpoint); atomic rewrite."""
+        if not self.enabled or self._file is None or self._start == 0:
+            return
+        self._file.close()
+        atomic_write_bytes(self.path, self.path.read_bytes()[self._start:])
+        self._start = 0
         self._file = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:

@@ -16,8 +16,8 @@ import torch
 
 from videopeft.constants import FUSIONS, Fusion
 
-__all__ = ["fuse_views", "topk_correct", "topk_accuracy", "clip_accuracy", "video_accuracy",
-           "per_class_top1", "confusion_matrix", "summarize"]
+__all__ = ["fuse_views", "fused_probabilities", "topk_correct", "topk_accuracy", "clip_accuracy",
+           "video_accuracy", "per_class_top1", "confusion_matrix", "summarize"]
 
 
 def fuse_views(logits: torch.Tensor, rule: Fusion = "softmax_mean") -> torch.Tensor:
@@ -32,6 +32,14 @@ def fuse_views(logits: torch.Tensor, rule: Fusion = "softmax_mean") -> torch.Ten
     if rule == "max":
         return logits.softmax(dim=-1).amax(dim=1)
     raise ValueError(f"unknown fusion {rule!r}; choose from {', '.join(FUSIONS)}")
+
+
+def fused_probabilities(logits: torch.Tensor, rule: Fusion = "softmax_mean") -> torch.Tensor:
+    """Per-video class probabilities (N, K) from per-view logits (N, V, K): the fused scores,
+    with a softmax over the mean logits for ``logit_mean`` (same ranking). ``max`` gives each
+    class its largest view probability, so its rows need not sum to 1."""
+    scores = fuse_views(logits, rule)
+    return scores.softmax(dim=-1) if rule == "logit_mean" else scores
 
 
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:

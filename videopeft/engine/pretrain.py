@@ -87,8 +87,8 @@ class PretrainTask(Task):
         return model(x, self.mask(x.shape[0], x.device, generator=gen),
                      num_masked=self.num_masked)
 
-    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str]
-               ) -> Path:
+    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str], *,
+               best: bool = False) -> Path:
         path = out_dir / "checkpoints" / "pretrain.pth"
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         arch = dict(model.encoder.arch)  # lets a later load know the grid
@@ -97,7 +97,8 @@ class PretrainTask(Task):
         return path
 
 
-def pretrain(cfg: RunConfig, *, run_name: str = "pretrain") -> Path:
-    """Pre-train `cfg.model` on the training videos; returns the path of ``pretrain.pth``."""
-    result = run_training(cfg, PretrainTask(cfg), run_name=run_name)
+def pretrain(cfg: RunConfig, *, run_name: str = "pretrain", overwrite: bool = False) -> Path:
+    """Pre-train `cfg.model` on the training videos; returns the path of ``pretrain.pth``.
+    The run folder follows `videopeft.run_folder` (`overwrite` moves another run aside)."""
+    result = run_training(cfg, PretrainTask(cfg), run_name=run_name, overwrite=overwrite)
     return Path(result["output_dir"]) / "checkpoints" / "pretrain.pth"

@@ -6,6 +6,7 @@ line and data made the run.
      "device": "cpu", "device_name": "AMD EPYC ...", "world_size": 1,
      "argv": [...], "cwd": "...",                      # the exact command line and where it ran
      "started": ISO time, "ended": ISO time or null, "finished": bool,
+     "error": null, or the one-line error a run stopped on,
      "splits": {split: {"annotation": {file: sha256}, "videos": {"listed", "present", "failed"},
                         "decodes": {backend: n}}}}
 
@@ -38,7 +39,8 @@ __all__ = ["RUN_RECORD", "RUN_RECORD_KEYS", "run_record", "split_facts", "start_
 
 RUN_RECORD = "run.json"  # its name in the run folder (results.json's "run_record")
 RUN_RECORD_KEYS = ("videopeft", "python", "platform", "libraries", "device", "device_name",
-                   "world_size", "argv", "cwd", "started", "ended", "finished", "splits")
+                   "world_size", "argv", "cwd", "started", "ended", "finished", "error",
+                   "splits")
 
 
 def _now() -> str:
@@ -68,7 +70,7 @@ def run_record(data: DataConfig, splits: Sequence[str], info: dist.DistInfo) -> 
     """Everything known when a run starts: code, libraries, device, command line, each split."""
     return {**software(), "device": str(info.device), "device_name": device_name(info.device),
             "world_size": info.world_size, "argv": list(sys.argv), "cwd": os.getcwd(),
-            "started": _now(), "ended": None, "finished": False,
+            "started": _now(), "ended": None, "finished": False, "error": None,
             "splits": {split: split_facts(data, split) for split in dict.fromkeys(splits)}}
 
 
@@ -83,9 +85,10 @@ def start_run_record(out_dir: Path, data: DataConfig, splits: Sequence[str],
 
 
 def finish_run_record(out_dir: Path, record: dict[str, Any] | None, manifest: Manifest,
-                      failures: dict[str, list], *, finished: bool) -> None:
+                      failures: dict[str, list], *, finished: bool, error: str | None = None
+                      ) -> None:
     """Add each split's failed videos (`failures`: manifest.json's content) and decode counts,
-    the end time and whether the run finished, and rewrite run.json.
+    the end time, whether the run finished and the error it stopped on, and rewrite run.json.
 
     Call it on every rank after a finished run (the decode counts are gathered, a collective);
     after a failure only the main rank calls it, with the counts it can read itself.
@@ -102,5 +105,5 @@ def finish_run_record(out_dir: Path, record: dict[str, Any] | None, manifest: Ma
         if "videos" in facts:
             facts["videos"]["failed"] = len(failures.get(split, []))
             facts["decodes"] = decodes.get(split, {})
-    record.update(ended=_now(), finished=finished)
+    record.update(ended=_now(), finished=finished, error=None if finished else error)
     atomic_write_json(out_dir / RUN_RECORD, record)

@@ -22,12 +22,16 @@ from videopeft.errors import ConfigError
 
 from .builder import build_model, resolve_num_classes
 
-__all__ = ["Task", "ClassificationTask", "adapter_extra", "build_criterion", "mix_clips"]
+__all__ = ["Task", "ClassificationTask", "adapter_extra", "build_criterion", "mix_clips",
+           "ADAPTER", "BEST_ADAPTER"]
+
+ADAPTER = "adapter.safetensors"  # the final state of a fine-tuning run
+BEST_ADAPTER = "adapter_best.safetensors"  # the state at the best validation score
 
 
 class Task:
     """What a training run optimises. The recipe calls `build`, then `loss` every micro-step, and
-    `export` at each new best validation score and at the end."""
+    `export` at each new best validation score (`best=True`) and at the end."""
 
     name = "task"
     validates = False  # run validation and the final multi-view evaluation
@@ -45,9 +49,10 @@ class Task:
         """One forward pass on one view, for FLOP counting."""
         return model(x)
 
-    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str]
-               ) -> Path | None:
-        """Write the deliverable of the run (main rank only); returns its path."""
+    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str], *,
+               best: bool = False) -> Path | None:
+        """Write the deliverable of the run (main rank only): the final state, or with `best`
+        the state at the best validation score; returns its path."""
         return None
 
 
@@ -72,9 +77,9 @@ class ClassificationTask(Task):
             clips, labels = mix_clips(self.mixup, clips, labels)
         return self.criterion(model(clips), labels)
 
-    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str]
-               ) -> Path:
-        path = out_dir / "adapter.safetensors"
+    def export(self, model: nn.Module, out_dir: Path, cfg: RunConfig, class_names: list[str], *,
+               best: bool = False) -> Path:
+        path = out_dir / (BEST_ADAPTER if best else ADAPTER)
         peft.save_adapter(model, path, extra=adapter_extra(cfg, class_names))
         return path
 

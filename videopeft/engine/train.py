@@ -29,14 +29,23 @@ Features:
       `save_every_steps` steps; `resume: auto` continues *exactly* where a killed run stopped;
     * JSONL + TensorBoard logs, tqdm on rank 0, an efficiency report (params, GFLOPs per view, peak
       memory, clips/s, data-time share, with a warning when loading dominates);
-    * validation (1 view) every `eval_every` epochs, best.pt + adapter.safetensors at the best
-      score, final multi-view evaluation -> results.json, plots, manifest.json;
-    * run.json, the reproducibility record (`run_record.py`), written at the start and the end.
+    * validation (1 temporal x 1 spatial centre view, as VideoMAE validates) every `eval_every`
+      epochs, best.pt + adapter_best.safetensors at the best score; at the end the final state
+      in adapter.safetensors and the multi-view evaluation -> results.json, plots, manifest.json;
+    * run.json, the reproducibility record (`run_record.py`), written at the start and the end;
+    * the run folder belongs to this run (`videopeft.run_folder`): before anything is written the
+      main rank reads the data (`videopeft.data.preflight`) and claims the folder, and every rank
+      stops on the same ConfigError when either is refused.
+
+Epochs are counted from 1 wherever a user reads them (log lines, log.jsonl, `Best.epoch`);
+`Position.epoch` (checkpoints, resume) counts epochs done, from 0.
 
 Run folder: README.md, "What a run writes".
 
 Raises:
-    ConfigError: the config does not fit the data or model (before any step).
+    ConfigError: the config does not fit the data or model, or the run folder holds another run
+        (before any step).
+    RunInterrupted: Ctrl-C; it names the run folder and the last checkpoint's step.
     CheckpointError: a resume checkpoint is unreadable or belongs to another model/method.
     FloatingPointError: a non-finite loss, noted on the device each step and raised with its step
         at the next log step, checkpoint or epoch end (`hostsync.LossWatch`).
@@ -63,11 +72,11 @@ from tqdm import tqdm
 from videopeft.config import DataConfig, RunConfig, config_to_dict, save_config
 from videopeft.data import Manifest, build_dataset, collate_train
 from videopeft.data.device_augment import build_device_augment, resolve_augment, unpack_crops
-from videopeft.errors import CheckpointError
+from videopeft.errors import USER_ERRORS, CheckpointError, RunInterrupted, one_line
 from videopeft.io import atomic_write_json
 
 from . import distributed as dist
-from .builder import (Precision, count_params, gflops_per_view, peak_memory_mb,
+from .builder import (Precision, count_params, gflops_per_view, peak_memory_mb, prepare_run,
                       resolve_output_dir, resolve_precision)
 from .checkpoint import (CheckpointManager, find_resume, load_checkpoint, load_model_state,
                          model_state, rng_state, set_rng_state)
@@ -143,7 +152,7 @@ class Throughput:
 
 @dataclass
 class Best:
-    """The best validation score so far (video top-1) and where it happened."""
+    """The best validation score so far (video top-1) and where it happened (epoch from 1)."""
 
     score: float = -math.inf
     step: int = -1
@@ -293,6 +302,7 @@ class Recipe:
         found = _find_resume_state(self.cfg, self.out_dir)
         if found is None:
             _seed_all(self.cfg.seed + self.info.rank)  # per-rank streams: dropout, masks, mixup
+            self.logger.drop_earlier_runs()  # a reused folder: its failed attempt's lines go
             return
         path, state = found
         _check_resume(state, path, self.cfg, self.class_names, self.trainable_names,
@@ -316,9 +326,10 @@ class Recipe:
                          self.info.world_size)
             _seed_all(self.cfg.seed + self.info.rank + self.pos.step)
         self.logger.truncate_after(self.pos.step)  # drop what a killed run logged after this
-        self.logger.log("resume", self.pos.step, checkpoint=str(path), epoch=self.pos.epoch,
+        self.logger.log("resume", self.pos.step, checkpoint=str(path), epoch=self.pos.epoch + 1,
                         epoch_step=self.pos.epoch_step)
-        _log.info("resumed from %s at epoch %d, step %d", path, self.pos.epoch, self.pos.step)
+        _log.info("resumed from %s at step %d (epoch %d, %d of its steps done)", path,
+                  self.pos.step, self.pos.epoch + 1, self.pos.epoch_step)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> None:
@@ -401,7 +412,7 @@ class Recipe:
             self.loss_watch.check()
             loss_value = dist.all_reduce_mean(loss, self.device)
             lr = max(g["lr"] for g in self.optimizer.param_groups)
-            self.logger.log("train", step, epoch=self.pos.epoch, loss=loss_value, lr=lr,
+            self.logger.log("train", step, epoch=self.pos.epoch + 1, loss=loss_value, lr=lr,
                             data_time=data_time, step_time=step_time)
             progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
         if t.save_every_steps > 0 and step % t.save_every_steps == 0:
@@ -418,7 +429,8 @@ class Recipe:
             self.save()
 
     def validate(self, epoch: int) -> None:
-        """Score the validation set (1 view); at a new best write best.pt and the adapter."""
+        """Score the validation set (1 centre view: a cheaper protocol than the final multi-view
+        evaluation); at a new best write best.pt and adapter_best.safetensors."""
         cfg = self.cfg
         metrics, _ = evaluate_model(self.eval_model, self.val_set, self.class_names,
                                     batch_size=cfg.eval.batch_size, workers=cfg.data.workers,
@@ -426,14 +438,19 @@ class Recipe:
                                     fusion=cfg.eval.fusion)
         self.model.train()
         top1, top5 = metrics["video_top1"], metrics["video_top5"]
-        self.logger.log("val", self.pos.step, epoch=epoch, video_top1=top1, video_top5=top5,
-                        num_failed=metrics["num_failed"])
-        _log.info("epoch %d: val top-1 %.2f%%, top-5 %.2f%%", epoch, top1, top5)
+        shown = epoch + 1
+        self.logger.log("val", self.pos.step, epoch=shown, video_top1=top1, video_top5=top5,
+                        num_failed=metrics["num_failed"], views="1x1 centre crop")
+        views = (cfg.eval.views_temporal, cfg.eval.views_spatial)
+        final = "" if views == (1, 1) else \
+            "; the final %dx%d-view evaluation will differ" % views
+        _log.info("epoch %d: val top-1 %.2f%%, top-5 %.2f%% (1 temporal x 1 spatial view, centre "
+                  "crop%s)", shown, top1, top5, final)
         if top1 > self.best.score:
-            self.best = Best(top1, self.pos.step, epoch, {"video_top1": top1, "video_top5": top5})
+            self.best = Best(top1, self.pos.step, shown, {"video_top1": top1, "video_top5": top5})
             self.checkpoints.save_best(self.state_dict())
             if self.info.is_main:
-                self.task.export(self.eval_model, self.out_dir, cfg, self.class_names)
+                self.task.export(self.eval_model, self.out_dir, cfg, self.class_names, best=True)
 
     def _report_efficiency(self) -> None:
         """Log clips/s, data-time share and peak memory once; warn when data loading dominates."""
@@ -461,7 +478,8 @@ class Recipe:
                 "augment": d.augment, "lr": self.lr, "world_size": self.info.world_size}
 
     def finish(self) -> dict:
-        """Final checkpoint, export, multi-view evaluation (results.json) and plots."""
+        """Final checkpoint, export of the final state (adapter.safetensors), multi-view
+        evaluation of that state (results.json) and plots."""
         cfg, info, out_dir = self.cfg, self.info, self.out_dir
         self.loss_watch.check()
         if self.last_saved != self.pos.step:
@@ -491,31 +509,44 @@ class Recipe:
 
 # ============================================================================= entry points
 
-def train(cfg: RunConfig, *, run_name: str = "run") -> dict:
+def train(cfg: RunConfig, *, run_name: str = "run", overwrite: bool = False) -> dict:
     """Fine-tune `cfg.model` with `cfg.method` on `cfg.data`; returns the results.json dict.
 
     `run_name` names the default output folder (``runs/<run_name>-<time>``); tools pass the
-    config file's stem. The returned dict also has ``output_dir`` and ``exported``.
+    config file's stem. A folder holding another run is refused unless `overwrite` (its contents
+    are moved aside; `videopeft.run_folder`). The returned dict also has ``output_dir`` and
+    ``exported``.
     """
-    return run_training(cfg, ClassificationTask(), run_name=run_name)
+    return run_training(cfg, ClassificationTask(), run_name=run_name, overwrite=overwrite)
 
 
-def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
-    """Set up the run folder and logs, run the `Recipe`, and always write manifest and log."""
+def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run",
+                 overwrite: bool = False) -> dict:
+    """Check the data and claim the run folder, set up the logs, run the `Recipe`, and always
+    write manifest, log and run.json (with the error of a run that failed)."""
     accum_steps_for(cfg.train, dist.get_dist_info().world_size)  # stops before any folder exists
     owns_group = not torch.distributed.is_initialized()
     info = dist.init_distributed(cfg.device)
     setup_console_logging(info.is_main)
-    out_dir = resolve_output_dir(cfg, run_name)
+    splits = {cfg.data.split: True}  # {split: trained on}
+    if task.validates:
+        splits.setdefault(cfg.eval.split, False)
+    try:
+        out_dir = resolve_output_dir(cfg, run_name)
+        prepare_run(out_dir, cfg, splits, info, overwrite=overwrite,
+                    num_classes=cfg.model.num_classes if task.validates else 0)
+    except BaseException:
+        if owns_group:
+            dist.cleanup()
+        raise
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / "config.yaml")
     dist.barrier()
     logger = MetricsLogger(out_dir, enabled=info.is_main)
     manifest = Manifest(out_dir / ".manifest_spool")  # shared by DataLoader workers and ranks
-    splits = [cfg.data.split] + ([cfg.eval.split] if task.validates else [])
-    record = start_run_record(out_dir, cfg.data, splits, info)  # run.json
-    finished = False
+    record = start_run_record(out_dir, cfg.data, list(splits), info)  # run.json
+    finished, error, recipe = False, None, None
     try:
         recipe = Recipe(cfg, task, info, out_dir, logger)
         recipe.setup(manifest)
@@ -524,6 +555,12 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
         results = recipe.finish()
         finished = True
         return results
+    except KeyboardInterrupt:
+        error = "interrupted"
+        raise RunInterrupted(str(out_dir), recipe.last_saved if recipe else -1) from None
+    except BaseException as err:
+        error = str(err) if isinstance(err, USER_ERRORS) else one_line(err)
+        raise
     finally:  # nothing lost on failure: the log is flushed line by line, the manifest written here
         if finished:  # gathers every rank's records
             failures = write_manifest(manifest, out_dir / "manifest.json")
@@ -531,7 +568,7 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run") -> dict:
         elif info.is_main:  # no collectives after an error: other ranks may be elsewhere
             failures = manifest.to_dict()
             atomic_write_json(out_dir / "manifest.json", failures)
-            finish_run_record(out_dir, record, manifest, failures, finished=False)
+            finish_run_record(out_dir, record, manifest, failures, finished=False, error=error)
         logger.close()
         if owns_group:
             dist.cleanup()

@@ -4,8 +4,9 @@
 
 Steps, each in ``<demo.out>/`` and each skipped when its outputs exist (so re-running finishes an
 interrupted demo; an unfinished training run resumes from its checkpoints). ``settings.json``
-records the settings; a re-run with other settings stops, naming the changed keys, except for
-added methods or frame counts, which only add cells:
+records the settings; a re-run with other settings stops, naming the changed keys
+(`videopeft.run_folder.changed_keys`, the comparison training and the frame study use), except
+for added methods or frame counts, which only add cells:
 
 1. ``data/``         the synthetic benchmark (`demo.benchmark`) in the SSv2 layout (`write_synthetic`);
 2. ``pretrain/``     VideoMAE masked-autoencoder pre-training on the training videos (no labels);
@@ -46,6 +47,7 @@ from videopeft.engine.report import markdown_table, plot_losses
 from videopeft.errors import ConfigError, Problem, check, one_of
 from videopeft.io import atomic_write_json, atomic_write_text
 from videopeft.peft.config import METHOD_CONFIGS
+from videopeft.run_folder import changed_keys
 
 from .frame_study import cell_name, collect_row, run_frame_study
 
@@ -206,17 +208,6 @@ def _pretrain(demo: DemoConfig, base: Sources, out: Path) -> Path:
 _EXTENDABLE = ("out", "methods", "study_frames", "study_methods")  # more cells reuse finished ones
 
 
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return [] if old == new else [prefix or "(all)"]
-    changed = []
-    for key in sorted(set(old) | set(new)):
-        name = f"{prefix}.{key}" if prefix else str(key)
-        changed += _changed_keys(old.get(key), new.get(key), name)
-    return changed
-
-
 def _check_settings(out: Path, demo: DemoConfig, base: Sources) -> None:
     """Record the settings in `out/settings.json`, or refuse to finish a demo folder whose
     finished steps were made with other settings (they would be reused silently). Adding
@@ -227,7 +218,7 @@ def _check_settings(out: Path, demo: DemoConfig, base: Sources) -> None:
     path = out / "settings.json"
     fix = f"set demo.out to a new folder, or delete {out}"
     if path.is_file():
-        changed = _changed_keys(json.loads(path.read_text()), settings)
+        changed = changed_keys(json.loads(path.read_text()), settings)
         if changed:
             raise ConfigError(f"{out}: its finished steps were made with other settings "
                               f"({', '.join(changed)} changed); {fix}")
