@@ -21,6 +21,7 @@ from engine_fixtures import tiny_config, tiny_set  # noqa: F401
 from videopeft.config import DataConfig, RunConfig
 from videopeft.data import datasets as datasets_module
 from videopeft.data import decode, open_video
+from videopeft.data.annotations import read_annotations
 from videopeft.data.datasets import EvalVideoDataset, TrainClipDataset, collate_train
 from videopeft.data.decoders import DecodeOptions, available_backends, reduced_size
 from videopeft.data.device_augment import (DeviceAugment, build_device_augment, normalize_clips,
@@ -241,7 +242,7 @@ def test_device_mode_evaluation_scores_exactly_as_worker_mode(tiny_set, tmp_path
     results = {}
     for augment in ("worker", "device"):
         cfg: RunConfig = tiny_config(tiny_set, tmp_path, data={"augment": augment})
-        dataset = EvalVideoDataset(datasets_module.read_annotations(
+        dataset = EvalVideoDataset(read_annotations(
             "list", cfg.data.root, cfg.data.annotation, "val")[0], cfg.data, 2, 3)
         assert dataset[0][0].dtype == (torch.uint8 if augment == "device" else torch.float32)
         _, scores = evaluate_model(model, dataset, ["a", "b", "c"], batch_size=2, workers=0,
@@ -306,7 +307,7 @@ def test_decoders_get_the_thread_count_of_the_config(tiny_set, monkeypatch):
         video.get([0])
     assert seen == [3]
     cfg = DataConfig(layout="list", root=tiny_set.root, annotation=tiny_set.annotation)
-    assert TrainClipDataset(datasets_module.read_annotations(
+    assert TrainClipDataset(read_annotations(
         "list", cfg.root, cfg.annotation, "train")[0], cfg).decode.threads == 1
 
 

@@ -46,7 +46,13 @@ def error_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("error:")]
 
 
+TRAINING = {"steps": int, "global_batch": int, "num_sample": int, "clips_per_step": int,
+            "augment": str, "lr": float, "world_size": int}  # a training run's results only
+
+
 def check_results_schema(results: dict, num_videos: int) -> None:
+    if "training" in results:
+        assert {k: type(v) for k, v in results.pop("training").items()} == TRAINING
     assert list(results) == list(SCHEMA)
     for key, kind in SCHEMA.items():
         assert isinstance(results[key], kind), (key, results[key])
@@ -97,6 +103,7 @@ def test_train_and_eval_tools_write_the_whole_run_layout(tiny_set, tmp_path):
     assert meta["class_names"] == tiny_set.class_names and meta["sampling"]["num_frames"] == 4
     # results.json: the schema of README.md
     results = read_json(run / "results.json")
+    assert "training" in results
     check_results_schema(results, num_videos=3)
     assert (results["views"], results["num_frames"]) == ({"temporal": 2, "spatial": 3}, 4)
     assert read_json(run / "manifest.json") == {}

@@ -338,28 +338,30 @@ class Recipe:
         # 20 steps after the first: enough to average over worker start-up and epoch edges, and
         # independent of how often the loss is logged
         self.meter = Throughput(window=max(1, min(20, self.max_steps - pos.step - 1)))
-        progress = _progress(self.info.is_main, total=self.max_steps, initial=pos.step)
-        self.model.train()
-        for epoch in range(pos.epoch, t.epochs):
-            if pos.step >= self.max_steps:
-                break
-            if epoch != pos.epoch:
-                pos.epoch, pos.epoch_step = epoch, 0
-            self.sampler.set_position(epoch, pos.epoch_step)  # skips steps done before a resume
-            batches = iter(self.loader)
-            while pos.epoch_step < self.steps_per_epoch and pos.step < self.max_steps:
-                step_start = time.perf_counter()
-                loss, data_time = self.train_step(batches)
-                if self.meter.needs_sync:
-                    synchronize(self.device)
-                pos.step += 1
-                pos.epoch_step += 1
-                progress.update(1)
-                self._after_step(loss, data_time, time.perf_counter() - step_start, progress)
-            if pos.epoch_step < self.steps_per_epoch:
-                break  # stopped by max_steps in the middle of the epoch
-            self._end_epoch(epoch)
-        progress.close()
+        # `with`: the bar ends its line even when a step fails or Ctrl-C stops the run, so the
+        # error line that follows stands on its own
+        with _progress(self.info.is_main, total=self.max_steps, initial=pos.step) as progress:
+            self.model.train()
+            for epoch in range(pos.epoch, t.epochs):
+                if pos.step >= self.max_steps:
+                    break
+                if epoch != pos.epoch:
+                    pos.epoch, pos.epoch_step = epoch, 0
+                self.sampler.set_position(epoch, pos.epoch_step)  # skips steps before a resume
+                batches = iter(self.loader)
+                while pos.epoch_step < self.steps_per_epoch and pos.step < self.max_steps:
+                    step_start = time.perf_counter()
+                    loss, data_time = self.train_step(batches)
+                    if self.meter.needs_sync:
+                        synchronize(self.device)
+                    pos.step += 1
+                    pos.epoch_step += 1
+                    progress.update(1)
+                    self._after_step(loss, data_time, time.perf_counter() - step_start,
+                                     progress)
+                if pos.epoch_step < self.steps_per_epoch:
+                    break  # stopped by max_steps in the middle of the epoch
+                self._end_epoch(epoch)
 
     def train_step(self, batches: Any) -> tuple[torch.Tensor, float]:
         """One optimizer step over `accum_steps` micro-batches; returns (loss, data wait time)."""
