@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import dataclasses
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -367,7 +366,8 @@ def device_augmentation_time(device: torch.device, quick: bool) -> dict:
     gives it (pinned on CUDA), and the copy to the device is timed with it. `quick`: 4 clips of
     4 x 32 px (a smoke test, not a result)."""
     from videopeft.data.datasets import collate_train
-    from videopeft.data.device_augment import build_device_augment, unpack_crops
+    from videopeft.data.device_augment import build_device_augment
+    from videopeft.data.transfer import unpack_crops
     from videopeft.data.transforms import build_train_transform
 
     from .common import repeat_timed

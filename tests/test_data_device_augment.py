@@ -25,7 +25,8 @@ from videopeft.data.annotations import read_annotations
 from videopeft.data.datasets import EvalVideoDataset, TrainClipDataset, collate_train
 from videopeft.data.decoders import DecodeOptions, available_backends, reduced_size
 from videopeft.data.device_augment import (DeviceAugment, build_device_augment, normalize_clips,
-                                           resolve_augment, unpack_crops)
+                                           resolve_augment)
+from videopeft.data.transfer import unpack_crops
 from videopeft.data.transforms import TrainTransform, decode_short_side, erase_box
 from videopeft.engine.evaluate import evaluate_model
 from videopeft.engine.builder import resolve_precision

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from torch.utils.data import default_collate
 
-from videopeft.data.randaugment import (OPS, RandAugmentPlanner, apply_rand_augment, decode_plan,
-                                        encode_plan)
-from videopeft.data.transforms import ClipRandAugment
+from videopeft.constants import RAND_AUGMENT_FILL
+from videopeft.data.randaugment import (OPS, ClipRandAugment, RandAugmentPlanner,
+                                        apply_rand_augment, decode_plan, encode_plan)
 
 CONFIG = "rand-m7-n4-mstd0.5-inc1"  # VideoMAE's
 H, W = 40, 56
@@ -214,7 +214,7 @@ def test_plans_round_trip_and_the_fill_is_the_workers():
     assert decode_plan(encode_plan(steps)) == [("SolarizeAdd", (40, 128)), None,
                                                ("Rotate", (-12.25,)), ("PosterizeIncreasing", (3,))]
     fill = inspect.signature(apply_rand_augment).parameters["fill"].default
-    assert RandAugmentPlanner(CONFIG, W).fill == (fill,) * 3
+    assert RandAugmentPlanner(CONFIG, W).fill == tuple(fill) == RAND_AUGMENT_FILL
 
 
 def test_ops_without_a_device_version_are_refused():

@@ -9,7 +9,8 @@ import torch
 
 from videopeft.config import DataConfig
 from videopeft.data import build_eval_transform, build_train_transform
-from videopeft.data.transforms import ClipRandAugment, random_resized_crop_box, spatial_crop_offsets
+from videopeft.data.randaugment import ClipRandAugment
+from videopeft.data.transforms import random_resized_crop_box, spatial_crop_offsets
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FULL_AUG = dict(flip=True, rand_augment="rand-m9-n4-mstd0.5-inc1", random_erasing=1.0)
@@ -173,7 +174,7 @@ def test_posterize_to_zero_bits_is_black_and_timms_otherwise():
     in about 2% of posterize draws): the worker mode gives black, as the bit mask does."""
     from PIL import Image, ImageOps
 
-    from videopeft.data.transforms import ClipRandAugment, posterize_to_black
+    from videopeft.data.randaugment import ClipRandAugment, posterize_to_black
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
     assert not np.asarray(posterize_to_black(image, 0)).any()

@@ -67,7 +67,7 @@ def test_every_part_of_the_dry_run_succeeds_and_is_reported(dry_run):
     rows = record["frame_study"]
     assert sorted((r["method"], int(r["frames"])) for r in rows) == sorted(
         (m, f) for m in ("adaptmlp", "vpt", "linear") for f in (4, 8, 16))
-    assert "4 skipped" in record["tests"]  # the CUDA variants of the hot-path tests
+    assert "5 skipped" in record["tests"]  # the CUDA variants of the hot-path tests
     summary = (dry_run / "summary.md").read_text()
     for heading in ("## Parts", "## GPU suite", "## Device tests", "## Data suite",
                     "## Frame study"):

@@ -37,7 +37,8 @@ from videopeft.config import ConfigError, build_run_config, load_config, parse_o
 from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
 from videopeft.data import Manifest, build_eval_transform, build_train_transform, clip_indices
 from videopeft.data.sampling import sample_dense
-from videopeft.data.transforms import ClipRandAugment, TrainTransform, multi_scale_crop_box
+from videopeft.data.randaugment import ClipRandAugment
+from videopeft.data.transforms import TrainTransform, multi_scale_crop_box
 from videopeft.engine.builder import build_backbone, build_model
 from videopeft.engine.distributed import DistInfo
 from videopeft.engine.logging import MetricsLogger

@@ -6,9 +6,10 @@
     dataset, classes = build_dataset(cfg, "train", train=True, manifest=Manifest())
 
 Modules: decoders, sampling, transforms (the worker pipeline, and the worker half of device
-augmentation), device_augment and randaugment (the device half), annotations (readers and the
-layouts' file names), datasets, check (`check_videos`), manifest, synthetic (generated
-benchmarks).
+augmentation), randaugment (timm's RandAugment in both modes), device_augment (the device half),
+transfer (crops from the workers to the device), annotations (readers and the layouts' file
+names), datasets, preflight (data checks before a run), check (`check_videos`), manifest,
+synthetic (generated benchmarks).
 Names load on first use (see `videopeft._lazy`).
 """
 from videopeft._lazy import lazy_exports

@@ -39,11 +39,12 @@ from videopeft.data.decoders import DecodeOptions, Video, open_video, probe_warn
 from videopeft.data.manifest import Manifest
 from videopeft.data.preflight import read_split
 from videopeft.data.sampling import sample_dense, sample_segments
+from videopeft.data.transfer import pack_crops
 from videopeft.data.transforms import (build_eval_transform, build_train_transform,
                                        decode_short_side)
 from videopeft.errors import DecodeError
 
-__all__ = ["TrainClipDataset", "EvalVideoDataset", "eval_collate", "collate_train", "pack_crops",
+__all__ = ["TrainClipDataset", "EvalVideoDataset", "eval_collate", "collate_train",
            "build_dataset", "clip_indices"]
 
 _log = logging.getLogger(__name__)
@@ -211,21 +212,6 @@ def eval_collate(batch: list[tuple[torch.Tensor, int, int, bool]]
     views, labels, indices, ok = zip(*batch)
     return (torch.stack(views), torch.tensor(labels), torch.tensor(indices),
             torch.tensor(ok, dtype=torch.bool))
-
-
-def pack_crops(crops: list[torch.Tensor]) -> dict[str, Any]:
-    """Crops of different sizes as one flat uint8 buffer ("frames", in shared memory inside a
-    DataLoader worker: each crop is copied once, straight out of its decoded frames) and their
-    shapes ("shapes", numpy (N, 4)): one tensor to pin and one copy to the device per batch."""
-    shapes = np.array([c.shape for c in crops], dtype=np.int64).reshape(-1, 4)
-    flat = torch.empty(int(shapes.prod(1).sum()), dtype=torch.uint8)
-    if torch.utils.data.get_worker_info() is not None:
-        flat.share_memory_()
-    offset = 0
-    for crop in crops:
-        flat[offset:offset + crop.numel()].view(crop.shape).copy_(crop)
-        offset += crop.numel()
-    return {"frames": flat, "shapes": shapes}
 
 
 def collate_train(batch: list[tuple[Any, int, int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:

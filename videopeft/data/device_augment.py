@@ -25,18 +25,17 @@ device.
 """
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 import torch
 
 from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD, RAND_AUGMENT_FILL
 
+from .randaugment import apply_rand_augment
+from .transfer import to_device
 from .transforms import antialias_for, resize_clip
 
 __all__ = ["DeviceAugment", "normalize_clips", "resolve_augment", "build_device_augment",
-           "erase_boxes", "to_device", "unpack_crops"]
+           "erase_boxes"]
 
 
 def resolve_augment(setting: str, device: torch.device) -> str:
@@ -54,26 +53,6 @@ def normalize_clips(clips: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN
     scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=clips.device).view(shape)
     shift = torch.tensor([m / s for m, s in zip(mean, std)], device=clips.device).view(shape)
     return clips.to(torch.float32).mul_(scale).sub_(shift)
-
-
-def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A small host tensor on `device` without waiting for the device: CUDA copies from
-    pageable memory synchronise the stream, so it goes through (cached) pinned memory."""
-    if device.type != "cuda":
-        return t.to(device)
-    return (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
-
-
-def unpack_crops(batch: dict[str, Any], device: torch.device) -> list[torch.Tensor]:
-    """The crops of a collated device-mode batch (`datasets.pack_crops`) on `device`: one
-    non-blocking copy of the packed buffer, then views of it (the shapes are on the host)."""
-    flat = to_device(batch["frames"], device)
-    crops, offset = [], 0
-    for shape in batch["shapes"].tolist():
-        n = math.prod(shape)
-        crops.append(flat[offset:offset + n].view(shape))
-        offset += n
-    return crops
 
 
 class DeviceAugment:
@@ -108,8 +87,6 @@ class DeviceAugment:
             x = torch.where(mask, x.flip(-1), x)
         plans = choices["rand_augment"]
         if self.rand_augment and plans.shape[1]:
-            from videopeft.data.randaugment import apply_rand_augment
-
             x = apply_rand_augment(x, plans, fill=RAND_AUGMENT_FILL)
         clips = normalize_clips(x.transpose(1, 2), self.mean, self.std)  # (B, C, T, S, S)
         return erase_boxes(clips, choices["erase"])

@@ -1,4 +1,6 @@
-"""timm's RandAugment as *plans* drawn in the loader worker and applied batched on any device.
+"""timm's RandAugment as VideoMAE sets it up, for both augmentation modes: `ClipRandAugment`
+runs timm's PIL ops in the loader worker (the same ops on every frame of a clip); for device
+augmentation it is drawn as *plans* in the worker and applied batched on any device.
 
     planner = RandAugmentPlanner("rand-m7-n4-mstd0.5-inc1", img_size=224)
     plan = planner.draw()                       # in the worker: float64 (num_layers, 3), per clip
@@ -56,14 +58,17 @@ training in device mode).
 from __future__ import annotations
 
 import math
+import random
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from videopeft.data.transforms import ClipRandAugment
+from videopeft.constants import RAND_AUGMENT_FILL
+from videopeft.data.transfer import to_device
 
-__all__ = ["OPS", "RandAugmentPlanner", "apply_rand_augment", "encode_plan", "decode_plan"]
+__all__ = ["OPS", "ClipRandAugment", "posterize_to_black", "RandAugmentPlanner",
+           "apply_rand_augment", "encode_plan", "decode_plan"]
 
 # the device ops, in timm's `inc1` order (auto_augment.py _RAND_INCREASING_TRANSFORMS); a plan's op
 # id is an index into this tuple
@@ -110,6 +115,52 @@ def decode_plan(plan: torch.Tensor) -> list[Step]:
                 "SolarizeAdd": (arg0, arg1)}.get(name, (arg0,))
         steps.append((name, tuple(int(a) for a in args) if name in _INTEGER_ARGS else args))
     return steps
+
+
+class ClipRandAugment:
+    """timm RandAugment with the same ops and magnitudes on every frame of a clip, set up as
+    VideoMAE's (MCG-NJU/VideoMAE:video_transforms.py `create_random_augment`): translations up to
+    0.45 x img_size, bicubic resampling (run_class_finetuning.py --train_interpolation) and the
+    grey (128, 128, 128) fill of its rand_augment.py; posterize to 0 bits gives black
+    (`posterize_to_black`).
+
+    timm draws its ops from numpy's global generator and magnitudes from python's `random`; both
+    states are saved before the first frame and restored before each later one, so each frame
+    replays the same draw, and afterwards the generators stand where one call would leave them.
+    """
+
+    def __init__(self, config_str: str, img_size: int) -> None:
+        from PIL import Image
+        from timm.data.auto_augment import posterize, rand_augment_transform
+
+        hparams = {"translate_const": int(img_size * 0.45), "interpolation": Image.BICUBIC,
+                   "img_mean": RAND_AUGMENT_FILL}
+        self.ops = rand_augment_transform(config_str, hparams)
+        for op in self.ops.ops:
+            if op.aug_fn is posterize:
+                op.aug_fn = posterize_to_black
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        from PIL import Image
+
+        py_state, np_state = random.getstate(), np.random.get_state()
+        out = []
+        for frame in frames.numpy():
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            out.append(np.asarray(self.ops(Image.fromarray(frame))))
+        return torch.from_numpy(np.stack(out))
+
+
+def posterize_to_black(image: Any, bits: int, **kwargs: Any) -> Any:
+    """timm's posterize, except that 0 bits (its magnitude 10) gives black: the bit mask's
+    arithmetic, as Pillow < 13 computed it; Pillow 13's ImageOps.posterize refuses bits < 1."""
+    from PIL import Image
+    from timm.data.auto_augment import posterize
+
+    if bits < 1:
+        return Image.new(image.mode, image.size)
+    return posterize(image, bits, **kwargs)
 
 
 class RandAugmentPlanner:
@@ -184,8 +235,6 @@ class _Recorder:
 def _device_op_name(aug_fn: Callable[..., Any]) -> str | None:
     """The OPS name whose PIL function is `aug_fn` (timm's NAME_TO_OP), or None."""
     from timm.data.auto_augment import NAME_TO_OP, posterize
-
-    from videopeft.data.transforms import posterize_to_black
 
     if aug_fn is posterize_to_black:  # the worker mode's posterize that survives 0 bits
         aug_fn = posterize
@@ -422,7 +471,7 @@ _DEVICE_OPS = [_geometric(name) if name in _GEOMETRIC else _ignoring_fill(_PIXEL
 
 
 def apply_rand_augment(clips: torch.Tensor, plans: torch.Tensor,
-                       fill: float | Sequence[float] = 128) -> torch.Tensor:
+                       fill: float | Sequence[float] = RAND_AUGMENT_FILL) -> torch.Tensor:
     """Apply each clip's plan to all its frames, batched over the clips that share an op.
 
     clips: (B, T, 3, H, W) RGB on any device, uint8 or float with integer values 0..255 (not
@@ -435,8 +484,6 @@ def apply_rand_augment(clips: torch.Tensor, plans: torch.Tensor,
     it: 128).
     Returns float32 (B, T, 3, H, W) with integer values 0..255.
     """
-    from videopeft.data.device_augment import to_device
-
     if clips.dim() != 5 or clips.shape[2] != 3:
         raise ValueError(f"expected RGB clips (B, T, 3, H, W), got {tuple(clips.shape)}")
     if plans.ndim != 3 or plans.shape[0] != clips.shape[0] or plans.shape[2] != 3:

@@ -46,9 +46,10 @@ from einops import rearrange
 from videopeft.config import DataConfig
 from videopeft.constants import (ANTIALIAS_CHOICES, CROPS, ERASE_AREA, ERASE_MIN_ASPECT,
                                  IMAGENET_MEAN, IMAGENET_STD, MULTI_SCALE_MAX_DISTORT,
-                                 MULTI_SCALES, RAND_AUGMENT_FILL, SPATIAL_VIEWS)
+                                 MULTI_SCALES, SPATIAL_VIEWS)
+from videopeft.data.randaugment import ClipRandAugment, RandAugmentPlanner
 
-__all__ = ["ClipRandAugment", "posterize_to_black", "TrainTransform", "EvalTransform", "build_train_transform",
+__all__ = [ "TrainTransform", "EvalTransform", "build_train_transform",
            "build_eval_transform", "random_resized_crop_box", "multi_scale_crop_box",
            "multi_scale_offsets", "resize_clip", "antialias_for", "resize_short_side",
            "to_normalized_clip", "spatial_crop_offsets", "erase_box", "decode_short_side",
@@ -180,52 +181,6 @@ def _check_frames(frames: torch.Tensor) -> None:
                          f"{tuple(frames.shape)}")
 
 
-class ClipRandAugment:
-    """timm RandAugment with the same ops and magnitudes on every frame of a clip, set up as
-    VideoMAE's (MCG-NJU/VideoMAE:video_transforms.py `create_random_augment`): translations up to
-    0.45 x img_size, bicubic resampling (run_class_finetuning.py --train_interpolation) and the
-    grey (128, 128, 128) fill of its rand_augment.py; posterize to 0 bits gives black
-    (`posterize_to_black`).
-
-    timm draws its ops from numpy's global generator and magnitudes from python's `random`; both
-    states are saved before the first frame and restored before each later one, so each frame
-    replays the same draw, and afterwards the generators stand where one call would leave them.
-    """
-
-    def __init__(self, config_str: str, img_size: int) -> None:
-        from PIL import Image
-        from timm.data.auto_augment import posterize, rand_augment_transform
-
-        hparams = {"translate_const": int(img_size * 0.45), "interpolation": Image.BICUBIC,
-                   "img_mean": RAND_AUGMENT_FILL}
-        self.ops = rand_augment_transform(config_str, hparams)
-        for op in self.ops.ops:
-            if op.aug_fn is posterize:
-                op.aug_fn = posterize_to_black
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        from PIL import Image
-
-        py_state, np_state = random.getstate(), np.random.get_state()
-        out = []
-        for frame in frames.numpy():
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-            out.append(np.asarray(self.ops(Image.fromarray(frame))))
-        return torch.from_numpy(np.stack(out))
-
-
-def posterize_to_black(image: Any, bits: int, **kwargs: Any) -> Any:
-    """timm's posterize, except that 0 bits (its magnitude 10) gives black: the bit mask's
-    arithmetic, as Pillow < 13 computed it; Pillow 13's ImageOps.posterize refuses bits < 1."""
-    from PIL import Image
-    from timm.data.auto_augment import posterize
-
-    if bits < 1:
-        return Image.new(image.mode, image.size)
-    return posterize(image, bits, **kwargs)
-
-
 class TrainTransform:
     """Clip-consistent train augmentation: uint8 (T, H, W, C) -> float (C, T, img, img)."""
 
@@ -249,8 +204,6 @@ class TrainTransform:
         self.erase = None
         if device_side:
             if rand_augment:
-                from videopeft.data.randaugment import RandAugmentPlanner
-
                 self.planner = RandAugmentPlanner(rand_augment, img_size)
             return
         if rand_augment:

@@ -71,7 +71,8 @@ from tqdm import tqdm
 
 from videopeft.config import DataConfig, RunConfig, config_to_dict, save_config
 from videopeft.data import Manifest, build_dataset, collate_train
-from videopeft.data.device_augment import build_device_augment, resolve_augment, unpack_crops
+from videopeft.data.device_augment import build_device_augment, resolve_augment
+from videopeft.data.transfer import unpack_crops
 from videopeft.errors import USER_ERRORS, CheckpointError, RunInterrupted, one_line
 from videopeft.io import atomic_write_json
 
