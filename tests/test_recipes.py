@@ -36,8 +36,8 @@ from videopeft import peft
 from videopeft.config import ConfigError, build_run_config, load_config, parse_overrides
 from videopeft.constants import IMAGENET_MEAN, IMAGENET_STD
 from videopeft.data import Manifest, build_eval_transform, build_train_transform, clip_indices
-from videopeft.data.sampling import sample_dense
 from videopeft.data.randaugment import ClipRandAugment
+from videopeft.data.sampling import sample_dense
 from videopeft.data.transforms import TrainTransform, multi_scale_crop_box
 from videopeft.engine.builder import build_backbone, build_model
 from videopeft.engine.distributed import DistInfo
@@ -205,6 +205,29 @@ def test_shipped_config_builds_its_papers_recipe(name):
     picks = clip_indices(d, 300, train=True)
     assert len(picks) == d.num_frames
     assert tuple(train_tf(frames).shape) == (3, d.num_frames, d.img_size, d.img_size)
+
+
+def test_a_warmup_starts_at_warmup_lr_scaled_like_the_lr_and_rises_linearly(tiny_set, tmp_path):
+    """VideoMAE's schedule (utils.cosine_scheduler): linear from start_warmup_value to the lr over
+    the warmup steps, then a half cosine to min_lr; the shipped configs start from 0, as
+    run_class_finetuning.py never passes --warmup_lr to it, and train.warmup_lr is scaled by
+    global_batch / 256 as VideoMAE scales it."""
+    cfg = tiny_config(tiny_set, tmp_path, train={"lr": 0.0, "blr": 0.1, "warmup_lr": 1e-3,
+                                                 "min_lr": 1e-4, "warmup_epochs": 1,
+                                                 "epochs": 3, "batch_size": 2})
+    lrs = scaled_lrs(cfg, 512)  # global batch 512 = 2 x 256
+    assert (lrs.lr, lrs.warmup_lr, lrs.min_lr) == pytest.approx((0.2, 2e-3, 2e-4))
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optimizer = torch.optim.SGD(params, lr=lrs.lr)
+    scheduler = build_scheduler(optimizer, cfg, 10, lrs.min_lr, lrs.warmup_lr)
+    seen = []
+    for step in range(30):
+        scheduler.step_update(step)
+        seen.append(optimizer.param_groups[0]["lr"])
+    assert seen[0] == pytest.approx(2e-3)
+    assert seen[5] == pytest.approx(2e-3 + (0.2 - 2e-3) * 5 / 10)  # linear
+    assert seen[10] == pytest.approx(0.2)  # the peak after 10 warmup steps
+    assert all(a >= b for a, b in zip(seen[10:], seen[11:])) and seen[-1] > 2e-4
 
 
 def test_ssv2_full_fine_tunes_the_ssv2_2400_epoch_checkpoint_its_comment_names():
