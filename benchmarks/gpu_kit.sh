@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything the first GPU session measures, in one command: install the carried wheels, record
-# the machine, run the GPU suite, the hot-path tests on the device, the data suite (when there is
-# one) and the ViT-B frame study, each part under its own time limit (a part that fails or runs
-# out of time never stops the others), then gather every result into $OUT and print a summary.
+# the machine, run the GPU suite, the CUDA tests (hot path, device augmentation), the data suite
+# (when there is one) and the ViT-B frame study, each part under its own time limit (a part that
+# fails or runs out of time never stops the others), then gather every result into $OUT and
+# print a summary.
 #
 #   benchmarks/gpu_kit.sh            # on the GPU machine, from the repository root: < 8 minutes
 #   benchmarks/gpu_kit.sh --dry-run  # the same steps on a CPU at toy size, no install (make test)
@@ -98,7 +99,8 @@ main() {
     part gpu "$T_GPU" "$PY" -m benchmarks --suite gpu --profile --out "$WORK/gpu" \
       --time-budget $((T_GPU - 45)) "${GPU_ARGS[@]}" || failed=1
     part tests "$T_TESTS" "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs \
-      tests/test_hot_path.py || failed=1
+      tests/test_hot_path.py tests/test_data_randaugment.py tests/test_data_device_augment.py \
+      || failed=1
     if "$PY" -m benchmarks --help 2>/dev/null | grep -Eq -- '--suite \{[^}]*data'; then
       part data "$T_DATA" "$PY" -m benchmarks --suite data --out "$WORK/data" \
         "${DATA_ARGS[@]}" || failed=1

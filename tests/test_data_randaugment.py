@@ -222,6 +222,7 @@ def test_ops_without_a_device_version_are_refused():
         RandAugmentPlanner("rand-m9-n2-t3a", W)  # Desaturate, GaussianBlur
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gives_what_the_cpu_gives():
     """Every op on CUDA against the CPU: equal, the affine ops within one level on a few pixels
