@@ -30,7 +30,8 @@ from videopeft.data.transfer import unpack_crops
 from videopeft.data.transforms import TrainTransform, decode_short_side, erase_box
 from videopeft.engine.evaluate import evaluate_model
 from videopeft.engine.builder import resolve_precision
-from videopeft.engine.train import data_levers, train
+from videopeft.engine.loaders import data_levers
+from videopeft.engine.train import train
 from videopeft.errors import ConfigError
 from videopeft.engine.tasks import build_criterion
 

@@ -1,4 +1,5 @@
-"""DataLoaders for training and evaluation, built so that a run is reproducible end to end.
+"""DataLoaders for training and evaluation, built so that a run is reproducible end to end, and
+the data side of a run's setup: where its augmentation runs and what would feed it faster.
 
 Training items are drawn through `ResumableSampler` (order from (seed, epoch), sharded across ranks,
 resumable mid-epoch) and wrapped by `SeededDataset`, which seeds torch, numpy and python's `random`
@@ -10,6 +11,7 @@ generator that dropout and masking use (a resumed run would otherwise drift).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from typing import Any, Callable
@@ -18,9 +20,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from videopeft.config import DataConfig
+from videopeft.data.device_augment import resolve_augment
+
 from .distributed import ResumableSampler, shard_indices
 
-__all__ = ["SeededDataset", "build_train_loader", "build_eval_loader"]
+__all__ = ["SeededDataset", "build_train_loader", "build_eval_loader", "data_config_for",
+           "data_levers"]
 
 _log = logging.getLogger(__name__)
 
@@ -95,3 +101,26 @@ def build_eval_loader(dataset: Dataset, *, batch_size: int, workers: int, rank: 
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
                       pin_memory=pin_memory, drop_last=False, generator=_generator(0),
                       collate_fn=collate_fn, worker_init_fn=_worker_init)
+
+
+def data_config_for(data: DataConfig, device: torch.device) -> DataConfig:
+    """The data section as this run uses it: `augment: auto` resolved for `device`."""
+    return dataclasses.replace(data, augment=resolve_augment(data.augment, device))
+
+
+def data_levers(data: DataConfig, device: torch.device, cores: int) -> list[str]:
+    """What would feed the model faster, in this run's situation (for the data-share warning)."""
+    levers = []
+    if data.workers < cores - 1:
+        levers.append(f"more DataLoader workers (data.workers: {data.workers}; this machine "
+                      f"has {cores} cores for all processes)")
+    if data.augment == "worker":
+        levers.append("augmentation on the device (data.augment: device), so workers only "
+                      "decode" + ("" if device.type == "cuda" else " (meant for a GPU)"))
+    if data.num_sample == 1:
+        levers.append("repeated augmentation (data.num_sample: 2: two clips per decoded video, "
+                      "as VideoMAE's recipes)")
+    levers.append("decoding at a reduced size (data.decode_short_side, e.g. 256, if your videos "
+                  "are larger than the crops need), or videos pre-resized to a short side of "
+                  "240-320 px")
+    return levers

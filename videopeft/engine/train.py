@@ -53,7 +53,6 @@ Raises:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import random
@@ -71,7 +70,7 @@ from tqdm import tqdm
 
 from videopeft.config import DataConfig, RunConfig, config_to_dict, save_config
 from videopeft.data import Manifest, build_dataset, collate_train
-from videopeft.data.device_augment import build_device_augment, resolve_augment
+from videopeft.data.device_augment import build_device_augment
 from videopeft.data.transfer import unpack_crops
 from videopeft.errors import USER_ERRORS, CheckpointError, RunInterrupted, one_line
 from videopeft.io import atomic_write_json
@@ -83,7 +82,7 @@ from .checkpoint import (CheckpointManager, find_resume, load_checkpoint, load_m
                          model_state, rng_state, set_rng_state)
 from .evaluate import evaluate, evaluate_model, write_manifest
 from .hostsync import LossWatch, synchronize
-from .loaders import build_train_loader
+from .loaders import build_train_loader, data_config_for, data_levers
 from .logging import MetricsLogger, setup_console_logging
 from .machine import cpu_cores
 from .optim import accum_steps_for, build_optimizer, build_scheduler, scaled_lrs
@@ -578,28 +577,6 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run",
 
 
 # ============================================================================= helpers
-
-def data_config_for(data: DataConfig, device: torch.device) -> DataConfig:
-    """The data section as this run uses it: `augment: auto` resolved for `device`."""
-    return dataclasses.replace(data, augment=resolve_augment(data.augment, device))
-
-
-def data_levers(data: DataConfig, device: torch.device, cores: int) -> list[str]:
-    """What would feed the model faster, in this run's situation (for the data-share warning)."""
-    levers = []
-    if data.workers < cores - 1:
-        levers.append(f"more DataLoader workers (data.workers: {data.workers}; this machine "
-                      f"has {cores} cores for all processes)")
-    if data.augment == "worker":
-        levers.append("augmentation on the device (data.augment: device), so workers only "
-                      "decode" + ("" if device.type == "cuda" else " (meant for a GPU)"))
-    if data.num_sample == 1:
-        levers.append("repeated augmentation (data.num_sample: 2: two clips per decoded video, "
-                      "as VideoMAE's recipes)")
-    levers.append("decoding at a reduced size (data.decode_short_side, e.g. 256, if your videos "
-                  "are larger than the crops need), or videos pre-resized to a short side of "
-                  "240-320 px")
-    return levers
 
 def prepare_batchnorm(model: nn.Module, sync_bn: bool, info: dist.DistInfo) -> nn.Module:
     """The model with BatchNorm statistics per process (AdaptFormer's DDP runs: a plain
