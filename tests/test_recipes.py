@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fnmatch
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -131,6 +133,23 @@ def _load(name: str):
 def test_every_shipped_config_has_its_papers_expectations():
     shipped = {str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("*/*.yaml")}
     assert shipped == set(EXPECTED)
+
+
+def _expand_braces(pattern: str) -> list[str]:
+    """`a/{b,c}/{d,e}.yaml` -> the four paths (shell brace expansion, no nesting)."""
+    parts = re.split(r"\{([^{}]*)\}", pattern)
+    choices = [[p] if i % 2 == 0 else p.split(",") for i, p in enumerate(parts)]
+    return ["".join(combo) for combo in itertools.product(*choices)]
+
+
+def test_the_recipe_card_covers_every_shipped_config_and_the_readme_links_it():
+    card = (REPO / "docs" / "RECIPES.md").read_text()
+    named = [path for pattern in re.findall(r"`(configs/[^`\s]+\.yaml)`", card)
+             for path in _expand_braces(pattern)]
+    shipped = {str(p.relative_to(REPO)) for p in CONFIGS.glob("*/*.yaml")}
+    covered = {path for path in shipped if any(fnmatch.fnmatch(path, n) for n in named)}
+    assert covered == shipped, sorted(shipped - covered)
+    assert "(docs/RECIPES.md)" in (REPO / "README.md").read_text()
 
 
 def test_timm_sgd_is_nesterov_and_momentum_is_plain():
