@@ -65,7 +65,8 @@ def read_split(data: DataConfig, split: str, *, train: bool) -> SplitData:
     if not records:
         raise ConfigError(f"split {split!r} of {data.layout} at {_where(data)} has no videos",
                           key="data.annotation")
-    missing = [r for r in records if not os.path.isfile(r.path)]
+    present = [os.path.isfile(r.path) for r in records]  # one stat per listed video
+    missing = [r for r, here in zip(records, present) if not here]
     if missing and data.on_missing == "error":
         raise ConfigError(f"split {split!r} at {_where(data)}: "
                           f"{_missing_text(missing, len(records))}; fix the list or set "
@@ -74,7 +75,7 @@ def read_split(data: DataConfig, split: str, *, train: bool) -> SplitData:
         raise ConfigError(f"split {split!r} of {data.layout} at {_where(data)}: none of its "
                           f"{len(records)} videos is on disk (first: {records[0].path}); is "
                           f"data.root right? ({data.root or 'empty'})", key="data.root")
-    kept = [r for r in records if os.path.isfile(r.path)] if missing and train else records
+    kept = [r for r, here in zip(records, present) if here] if missing and train else records
     return SplitData(split, kept, classes, missing, len(records))
 
 
