@@ -132,10 +132,13 @@ def test_the_same_run_again_needs_resume_auto_and_another_method_is_named(finish
 
     run, config = finished_run
     before = hashes(run)
+    same = (f"error: {run}: holds this run already (finished); add train.resume=auto to "
+            f"continue it, choose another output_dir, or pass --overwrite to move its "
+            f"contents aside (nothing is deleted)")
     for extra, expected in (
-            ([], f"error: {run}: holds this run already (finished); add train.resume=auto to "
-                 f"continue it, choose another output_dir, or pass --overwrite to move its "
-                 f"contents aside (nothing is deleted)"),
+            ([], same),
+            # how the machine runs it is not another run: the clips do not depend on the workers
+            (["data.workers=3", "data.decode_threads=2", "train.log_every=7"], same),
             (["method.name=vpt"], f"error: {run}: holds another run (finished; method.name "
                                   f"changed); choose another output_dir")):
         with pytest.raises(SystemExit) as stop:

@@ -37,9 +37,12 @@ __all__ = ["NOT_COMPARED", "changed_keys", "settings_of", "changed_settings", "F
 
 _log = logging.getLogger(__name__)
 
-# keys that do not make a run another run: where it is written, whether it resumes, and how long
-# it runs (a resumed run keeps the schedule of its checkpoint; these only move where it stops)
-NOT_COMPARED = ("output_dir", "train.resume", "train.epochs", "train.max_steps")
+# keys that do not make a run another run: where it is written, whether it resumes, how long it
+# runs (a resumed run keeps the schedule of its checkpoint; these only move where it stops), and
+# how the machine executes it without changing what it computes (loader and decoder parallelism:
+# a clip is a function of its seed whatever the workers; the eval batch; how often it logs)
+NOT_COMPARED = ("output_dir", "train.resume", "train.epochs", "train.max_steps", "data.workers",
+                "data.decode_threads", "eval.batch_size", "train.log_every")
 _CONFIG, _RECORD, _CHECKPOINTS = "config.yaml", "run.json", "checkpoints"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
