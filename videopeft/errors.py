@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 __all__ = [
     "Problem", "ConfigError", "CheckpointError", "AdapterError", "ExportError", "DecodeError",
     "RunInterrupted", "USER_ERRORS", "check", "one_of", "positive_int", "fraction",
-    "did_you_mean", "one_line",
+    "did_you_mean", "one_line", "run_error",
 ]
 
 
@@ -158,6 +158,14 @@ _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")  # "[16:20:20] src/video/x
 # torchcodec: "SingleStreamDecoder, /__w/torchcodec/.../SingleStreamDecoder.cpp:41, Could not ..."
 _TORCHCODEC_PREFIX = re.compile(r"^\w+, \S+\.(?:cpp|h):\d+, ")
 _MAX_CHARS = 240
+
+
+def run_error(err: BaseException) -> str:
+    """What run.json records for the error a run stopped on: a user error's own message, else
+    the gist of the exception (`one_line`); "interrupted" for Ctrl-C."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted"
+    return str(err) if isinstance(err, USER_ERRORS) else one_line(err)
 
 
 def one_line(err: BaseException) -> str:

@@ -40,7 +40,7 @@ from videopeft.constants import Fusion
 from videopeft.data import Manifest, build_dataset, eval_collate
 from videopeft.data.device_augment import normalize_clips, resolve_augment
 from videopeft.data.preflight import read_split
-from videopeft.errors import USER_ERRORS, AdapterError, CheckpointError, ConfigError, one_line
+from videopeft.errors import AdapterError, CheckpointError, ConfigError, run_error
 from videopeft.io import atomic_write_json, atomic_write_text
 from videopeft.models import load_pretrained
 from videopeft.peft.config import FullConfig, PeftConfig
@@ -402,9 +402,8 @@ def evaluate(cfg: RunConfig, model: nn.Module | None = None,
         return record
     except BaseException as err:
         if facts is not None and not finished:  # main rank only: no collectives after an error
-            error = str(err) if isinstance(err, USER_ERRORS) else one_line(err)
             finish_run_record(out_dir, facts, manifest, manifest.to_dict(), finished=False,
-                              error="interrupted" if isinstance(err, KeyboardInterrupt) else error)
+                              error=run_error(err))
         raise
     finally:
         if owns_group:

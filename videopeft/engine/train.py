@@ -72,7 +72,7 @@ from videopeft.config import DataConfig, RunConfig, config_to_dict, save_config
 from videopeft.data import Manifest, build_dataset, collate_train
 from videopeft.data.device_augment import build_device_augment
 from videopeft.data.transfer import unpack_crops
-from videopeft.errors import USER_ERRORS, CheckpointError, RunInterrupted, one_line
+from videopeft.errors import CheckpointError, RunInterrupted, run_error
 from videopeft.io import atomic_write_json
 
 from . import distributed as dist
@@ -561,7 +561,7 @@ def run_training(cfg: RunConfig, task: Task, *, run_name: str = "run",
         error = "interrupted"
         raise RunInterrupted(str(out_dir), recipe.last_saved if recipe else -1) from None
     except BaseException as err:
-        error = str(err) if isinstance(err, USER_ERRORS) else one_line(err)
+        error = run_error(err)
         raise
     finally:  # nothing lost on failure: the log is flushed line by line, the manifest written here
         if finished:  # gathers every rank's records
